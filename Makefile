@@ -1,0 +1,36 @@
+# Two entry points for a newcomer: `make demo` and `make test`. Each sets itself up
+# (virtual environment, the package with its extras, torch==2.13.0 CPU) idempotently.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.heldout-installed
+PYTHON ?= python3
+
+.PHONY: setup test lint demo clean
+
+setup: $(STAMP)
+
+# Reinstall whenever pyproject.toml changes. torch is pinned on the same command line so pip
+# takes the local CPU build and does not resolve a CUDA build for the [hf] extra.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[dev,hf]"
+	touch $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy --strict src/
+
+test: lint
+	$(VENV)/bin/pytest
+
+demo: setup
+	rm -rf demo && mkdir -p demo
+	cd demo && ../$(VENV)/bin/heldout init . && ../$(VENV)/bin/heldout plan validate && \
+	  ../$(VENV)/bin/heldout plan lock && ../$(VENV)/bin/heldout plan verify && \
+	  ../$(VENV)/bin/heldout leak --train data/train.jsonl || test $$? -eq 1
+
+clean:
+	rm -rf $(VENV) demo

@@ -1,0 +1,51 @@
+"""heldout: decide, with evidence, whether a fine-tuned LLM is better than its base model.
+
+The public API is what ``__all__`` lists. ``import heldout`` stays light: no torch,
+transformers or model SDKs are imported until a backend needs them.
+"""
+
+from heldout._version import __version__
+from heldout.data import FieldMap, LeakOptions, Sample, find_leaks, load_samples
+from heldout.errors import (
+    DataError,
+    HeldoutError,
+    LockError,
+    MetricInputError,
+    MissingDependencyError,
+    PlanChangedError,
+    PlanError,
+    Problem,
+    TemplateError,
+    UnknownNameError,
+)
+from heldout.metrics import MetricOptions, MetricResult, get_metric, metric, metric_names
+from heldout.plan import LoadedPlan, Plan, check_lock, load_plan, write_lock
+
+__all__ = [
+    "DataError",
+    "FieldMap",
+    "HeldoutError",
+    "LeakOptions",
+    "LoadedPlan",
+    "LockError",
+    "MetricInputError",
+    "MetricOptions",
+    "MetricResult",
+    "MissingDependencyError",
+    "Plan",
+    "PlanChangedError",
+    "PlanError",
+    "Problem",
+    "Sample",
+    "TemplateError",
+    "UnknownNameError",
+    "__version__",
+    "check_lock",
+    "find_leaks",
+    "get_metric",
+    "load_plan",
+    "load_samples",
+    "metric",
+    "metric_names",
+    "write_lock",
+]

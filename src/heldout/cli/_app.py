@@ -1,0 +1,275 @@
+"""Typer application: ``heldout init | plan ... | leak | metrics``.
+
+Exit codes: 0 ok, 1 a check failed (leak found, plan changed), 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from heldout._version import __version__
+from heldout.errors import HeldoutError, LockError, PlanChangedError
+
+app = typer.Typer(
+    name="heldout",
+    help="Decide, with evidence, whether a fine-tuned LLM is better than its base model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+plan_app = typer.Typer(
+    help="Validate, lock and verify the pre-registered plan.", no_args_is_help=True
+)
+app.add_typer(plan_app, name="plan")
+
+out = Console()
+err = Console(stderr=True)
+
+T = TypeVar("T")
+PlanOpt = Annotated[Path, typer.Option("--plan", "-p", help="Plan file.")]
+DEFAULT_PLAN = Path("heldout.yaml")
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run ``fn``; a HeldoutError becomes a clear message and exit code 2."""
+    try:
+        return fn()
+    except HeldoutError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"heldout {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """heldout: pre-registered, paired, honest evaluation of fine-tuned LLMs."""
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Where to write the starter project.")] = Path("."),
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+) -> None:
+    """Write a commented starter heldout.yaml, a prompt and a tiny gold set."""
+    from heldout.plan import write_starter
+
+    written = _guard(lambda: write_starter(folder, force=force))
+    for path in written:
+        out.print(f"wrote {path}")
+    out.print("next: [bold]heldout plan validate[/] then [bold]heldout plan lock[/]")
+
+
+@plan_app.command("validate")
+def plan_validate(
+    plan: PlanOpt = DEFAULT_PLAN,
+    data: Annotated[bool, typer.Option(help="Also check the gold set's integrity.")] = True,
+) -> None:
+    """Report every problem in the plan (and its gold set) at once."""
+    from heldout.plan import load_plan
+
+    loaded = _guard(lambda: load_plan(plan, check_data=data))
+    n = f", gold set {len(loaded.samples)} samples" if data else ""
+    out.print(f"[green]ok[/] {plan}: plan '{loaded.plan.name}' is valid{n}")
+
+
+@plan_app.command("lock")
+def plan_lock(plan: PlanOpt = DEFAULT_PLAN) -> None:
+    """Freeze the plan: write heldout.lock with sha256 of the plan and its files."""
+    from heldout.plan import load_plan, plan_sha256, referenced_files, write_lock
+
+    loaded = _guard(lambda: load_plan(plan))
+    path = _guard(lambda: write_lock(loaded))
+    out.print(f"[green]locked[/] {plan} → {path} (plan sha256 {plan_sha256(loaded)[:12]}…)")
+    for key, rel in referenced_files(loaded.plan).items():
+        out.print(f"  {key}: {rel}")
+
+
+@plan_app.command("verify")
+def plan_verify(plan: PlanOpt = DEFAULT_PLAN) -> None:
+    """Say exactly what changed since the lock (exit 1 if anything did)."""
+    from heldout.plan import default_lock_path, diff_lock, load_plan, read_lock
+
+    loaded = _guard(lambda: load_plan(plan))
+    lock = _guard(lambda: read_lock(default_lock_path(loaded)))
+    changes = diff_lock(loaded, lock)
+    if not changes:
+        out.print(
+            f"[green]unchanged[/] since {lock.get('locked_at')} ({default_lock_path(loaded)})"
+        )
+        return
+    out.print(f"[bold red]changed[/] since the lock of {lock.get('locked_at')}:")
+    for change in changes:
+        out.print(f"  - {change}", highlight=False)
+    raise typer.Exit(1)
+
+
+@plan_app.command("schema")
+def plan_schema(
+    output: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Print (or write) the JSON Schema of heldout.yaml."""
+    from heldout.plan import plan_json_schema
+
+    text = json.dumps(plan_json_schema(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}")
+
+
+@app.command("metrics")
+def list_metrics(
+    shape: Annotated[str | None, typer.Option(help="Only metrics of this shape.")] = None,
+) -> None:
+    """List the registered metrics with their shapes and direction."""
+    from heldout.metrics import get_metric, metric_names
+
+    table = Table("metric", "shapes", "better", "description")
+    for name in metric_names(shape):
+        spec = get_metric(name)
+        table.add_row(
+            name,
+            ", ".join(sorted(spec.shapes)),
+            "higher" if spec.higher_is_better else "lower",
+            spec.description,
+        )
+    out.print(table)
+
+
+def _progress_iter(items: Iterator[T], label: str, progress: Progress) -> Iterator[T]:
+    task = progress.add_task(label, total=None)
+    for item in items:
+        progress.advance(task)
+        yield item
+
+
+@app.command()
+def leak(
+    train: Annotated[
+        list[Path], typer.Option("--train", "-t", help="Training file(s): JSONL, CSV, Parquet.")
+    ],
+    gold: Annotated[
+        Path | None, typer.Option(help="Gold set file (default: the plan's task.data).")
+    ] = None,
+    plan: PlanOpt = DEFAULT_PLAN,
+    ngram: Annotated[int, typer.Option(help="Word n-gram length for containment.")] = 13,
+    ngram_threshold: Annotated[
+        float, typer.Option(help="Share of a gold input's n-grams in one training row.")
+    ] = 0.5,
+    shingle: Annotated[int, typer.Option(help="Word shingle length for Jaccard.")] = 5,
+    jaccard_threshold: Annotated[float, typer.Option(help="Jaccard similarity threshold.")] = 0.5,
+    output: Annotated[Path, typer.Option("--out", "-o", help="JSON report path.")] = Path(
+        "leak.json"
+    ),
+    allow_changed_plan: Annotated[
+        bool, typer.Option(help="Run even if the plan changed since its lock.")
+    ] = False,
+    show: Annotated[int, typer.Option(help="Hits shown in the table.")] = 20,
+) -> None:
+    """Find gold samples that appear in the training data (exit 1 if any)."""
+    from heldout.data import LeakOptions, find_leaks, iter_train_texts, load_samples
+    from heldout.plan import check_lock, load_plan
+
+    lock_info: dict[str, Any] | None = None
+    if gold is not None:
+        gold_path = gold
+        samples = _guard(lambda: load_samples(gold_path))
+    else:
+        loaded = _guard(lambda: load_plan(plan))
+        try:
+            status = check_lock(loaded, allow_changed=allow_changed_plan)
+        except PlanChangedError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        except LockError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        if status.overridden:
+            err.print("[yellow]warning:[/] the plan changed since its lock (--allow-changed-plan)")
+        lock_info = asdict(status)
+        gold_path = loaded.resolve(loaded.plan.task.data)
+        samples = loaded.samples
+    options = _guard(
+        lambda: LeakOptions(
+            ngram=ngram,
+            ngram_threshold=ngram_threshold,
+            shingle=shingle,
+            jaccard_threshold=jaccard_threshold,
+        )
+    )
+
+    def rows() -> Iterator[tuple[str, list[str]]]:
+        for path in train:
+            yield from iter_train_texts(path)
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        report = _guard(
+            lambda: find_leaks(samples, _progress_iter(rows(), "training rows", progress), options)
+        )
+    body = {
+        "gold": str(gold_path),
+        "train": [str(p) for p in train],
+        "n_gold": report.n_gold,
+        "n_train": report.n_train,
+        "options": asdict(report.options),
+        "common_ngrams_ignored": report.common_ngrams_ignored,
+        "flagged_gold_ids": report.flagged,
+        "hits": [asdict(h) for h in report.hits],
+        "lock": lock_info,
+    }
+    output.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if not report.hits:
+        out.print(
+            f"[green]no leaks[/]: {report.n_gold} gold samples vs {report.n_train:,} training rows"
+            f" (report: {output})"
+        )
+        return
+    table = Table(
+        "gold id",
+        "training row",
+        "kind",
+        "similarity",
+        title=f"{len(report.flagged)} gold sample(s) found in the training data",
+    )
+    for hit in report.hits[:show]:
+        table.add_row(hit.gold_id, hit.train_where, hit.kind, f"{hit.similarity:.3f}")
+    out.print(table)
+    if len(report.hits) > show:
+        out.print(f"... {len(report.hits) - show} more hits in {output}")
+    out.print(f"[bold red]leak[/]: remove these from the training data (report: {output})")
+    raise typer.Exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=list(argv) if argv is not None else None, prog_name="heldout")

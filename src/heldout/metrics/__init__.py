@@ -1,0 +1,21 @@
+"""Metrics for every task shape, in one typed registry."""
+
+from heldout.metrics._registry import (
+    MetricFn,
+    MetricOptions,
+    MetricResult,
+    MetricSpec,
+    get_metric,
+    metric,
+    metric_names,
+)
+
+__all__ = [
+    "MetricFn",
+    "MetricOptions",
+    "MetricResult",
+    "MetricSpec",
+    "get_metric",
+    "metric",
+    "metric_names",
+]

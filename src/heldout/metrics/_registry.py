@@ -1,0 +1,153 @@
+"""One typed registry of metrics, with direction and the shapes each applies to.
+
+Metrics are pure functions ``(y_true, y_pred, *, options) -> MetricResult`` returning a value per
+sample (so comparisons can be paired) and an aggregate. Register with :func:`metric`; a bad
+registration fails at decoration time, an unknown name raises with the list of known ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from heldout.errors import HeldoutError, UnknownNameError
+
+__all__ = [
+    "MetricFn",
+    "MetricOptions",
+    "MetricResult",
+    "MetricSpec",
+    "get_metric",
+    "metric",
+    "metric_names",
+]
+
+SHAPE_NAMES = ("classification", "extraction", "qa", "summarization", "structured", "open")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricOptions:
+    """Shape options a metric may use (from the plan's task section)."""
+
+    labels: tuple[str, ...] | None = None
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    schema: Mapping[str, Any] | None = None
+    extract_json: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    """Per-sample values plus the aggregate the metric reports.
+
+    ``per_sample[i]`` is NaN only where the metric is undefined for sample ``i`` and
+    ``undefined`` counts those; ``details`` holds extra tables (confusion matrix, per class).
+    """
+
+    name: str
+    aggregate: float
+    per_sample: npt.NDArray[np.float64]
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class MetricFn(Protocol):
+    def __call__(
+        self, y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
+    ) -> MetricResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """A registered metric: its function and metadata."""
+
+    name: str
+    fn: MetricFn
+    shapes: frozenset[str]
+    higher_is_better: bool
+    bounds: tuple[float, float] | None
+    mean_of_samples: bool
+    description: str
+
+    def __call__(
+        self, y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions | None = None
+    ) -> MetricResult:
+        return self.fn(y_true, y_pred, options=options or MetricOptions())
+
+
+_REGISTRY: dict[str, MetricSpec] = {}
+
+
+def metric(
+    name: str,
+    *,
+    shapes: Iterable[str],
+    higher_is_better: bool,
+    bounds: tuple[float, float] | None = (0.0, 1.0),
+    mean_of_samples: bool = True,
+) -> Callable[[MetricFn], MetricFn]:
+    """Register a metric function under ``name``.
+
+    ``mean_of_samples`` says whether the aggregate is the mean of ``per_sample`` (accuracy)
+    or must be recomputed from resampled inputs (macro F1).
+
+    Example::
+
+        @metric("exact_upper", shapes=["qa"], higher_is_better=True)
+        def exact_upper(y_true, y_pred, *, options):
+            ...
+    """
+    shape_set = frozenset(shapes)
+
+    def register(fn: MetricFn) -> MetricFn:
+        if not name or not name.isidentifier():
+            raise HeldoutError(f"metric name {name!r} must be a non-empty identifier")
+        if name in _REGISTRY:
+            raise HeldoutError(f"metric {name!r} is already registered")
+        unknown = shape_set - set(SHAPE_NAMES)
+        if not shape_set or unknown:
+            raise HeldoutError(
+                f"metric {name!r}: shapes must be a non-empty subset of {', '.join(SHAPE_NAMES)}"
+            )
+        params = inspect.signature(fn).parameters
+        if "options" not in params or params["options"].kind is not inspect.Parameter.KEYWORD_ONLY:
+            raise HeldoutError(f"metric {name!r}: function must take (y_true, y_pred, *, options)")
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise HeldoutError(f"metric {name!r}: bounds {bounds} must be (low, high)")
+        doc = inspect.getdoc(fn) or ""
+        _REGISTRY[name] = MetricSpec(
+            name=name,
+            fn=fn,
+            shapes=shape_set,
+            higher_is_better=higher_is_better,
+            bounds=bounds,
+            mean_of_samples=mean_of_samples,
+            description=doc.splitlines()[0] if doc else "",
+        )
+        return fn
+
+    return register
+
+
+def _ensure_builtins() -> None:
+    # Importing the packs registers them; deferred so the registry module stays import-light.
+    from heldout.metrics import builtin  # noqa: F401
+
+
+def get_metric(name: str) -> MetricSpec:
+    """The registered metric ``name``; raises :class:`UnknownNameError` listing known ones."""
+    _ensure_builtins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("metric", name, _REGISTRY) from None
+
+
+def metric_names(shape: str | None = None) -> list[str]:
+    """Names of registered metrics, optionally only those for ``shape``."""
+    _ensure_builtins()
+    return sorted(n for n, s in _REGISTRY.items() if shape is None or shape in s.shapes)

@@ -1,0 +1,235 @@
+"""Classification: generated text → label (with an explicit unparseable bucket) → scores.
+
+Scores follow scikit-learn's definitions exactly (``precision_recall_fscore_support`` with
+``labels=`` the label set): an unparseable output is a prediction outside the label set, so it
+lowers the recall of the true class and is shown in its own confusion-matrix column.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from heldout.errors import MetricInputError
+from heldout.metrics._registry import MetricOptions, MetricResult, metric
+
+__all__ = [
+    "UNPARSEABLE",
+    "ClassificationReport",
+    "classification_report",
+    "parse_label",
+    "parse_labels",
+]
+
+UNPARSEABLE = "<unparseable>"
+_EDGE = string.punctuation + string.whitespace + "«»“”‘’"
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.casefold().split()).strip(_EDGE)
+
+
+def _vocabulary(labels: Sequence[str], aliases: Mapping[str, str]) -> dict[str, str]:
+    vocab = {_norm(a): lab for a, lab in aliases.items()}
+    vocab.update({_norm(lab): lab for lab in labels})
+    return vocab
+
+
+def parse_label(
+    text: str, labels: Sequence[str], aliases: Mapping[str, str] | None = None
+) -> str | None:
+    """The label a generated ``text`` names, or None when it names none.
+
+    Rules, in order: the whole text (case, whitespace and edge punctuation ignored) is a label
+    or alias; else the label or alias mentioned first as a whole word (longest on a tie).
+    """
+    return parse_labels([text], labels, aliases)[0]
+
+
+def parse_labels(
+    texts: Sequence[Any], labels: Sequence[str], aliases: Mapping[str, str] | None = None
+) -> list[str | None]:
+    """:func:`parse_label` for many texts, compiling the vocabulary once."""
+    vocab = _vocabulary(labels, aliases or {})
+    words = sorted(vocab, key=len, reverse=True)
+    pattern = re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in words if w) + r")(?!\w)")
+    out: list[str | None] = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise MetricInputError(
+                f"prediction {i} is {type(text).__name__}, not a string; pass generated text"
+            )
+        norm = _norm(text)
+        hit = vocab.get(norm)
+        if hit is None and words:
+            m = pattern.search(norm)
+            hit = vocab[m.group(1)] if m else None
+        out.append(hit)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ClassificationReport:
+    """Per-class and averaged scores, the confusion matrix and the unparseable count."""
+
+    labels: tuple[str, ...]
+    precision: npt.NDArray[np.float64]
+    recall: npt.NDArray[np.float64]
+    f1: npt.NDArray[np.float64]
+    support: npt.NDArray[np.int64]
+    confusion: npt.NDArray[np.int64]  # rows: true labels; columns: labels + unparseable
+    accuracy: float
+    macro_f1: float
+    micro_f1: float
+    weighted_f1: float
+    n_unparseable: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "labels": list(self.labels),
+            "per_class": {
+                lab: {
+                    "precision": float(self.precision[i]),
+                    "recall": float(self.recall[i]),
+                    "f1": float(self.f1[i]),
+                    "support": int(self.support[i]),
+                }
+                for i, lab in enumerate(self.labels)
+            },
+            "confusion_matrix": self.confusion.tolist(),
+            "confusion_columns": [*self.labels, UNPARSEABLE],
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "micro_f1": self.micro_f1,
+            "weighted_f1": self.weighted_f1,
+            "n_unparseable": self.n_unparseable,
+        }
+
+
+def _divide(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64], zd: float) -> Any:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = num / den
+    return np.where(den == 0, zd, out)
+
+
+def _codes(
+    y_true: Sequence[Any], y_pred: Sequence[str | None], labels: Sequence[str]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    if len(y_true) != len(y_pred):
+        raise MetricInputError(
+            f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}; they must align"
+        )
+    index = {lab: i for i, lab in enumerate(labels)}
+    k = len(labels)
+    try:
+        t = np.fromiter((index[y] for y in y_true), dtype=np.int64, count=len(y_true))
+    except (KeyError, TypeError):
+        unknown = sorted({repr(y) for y in y_true if y not in index})[:5]
+        raise MetricInputError(
+            f"targets {', '.join(unknown)} are not in the label set {list(labels)}"
+        ) from None
+    p = np.fromiter(
+        (index.get(y, k) if y is not None else k for y in y_pred), np.int64, len(y_pred)
+    )
+    return t, p
+
+
+def classification_report(
+    y_true: Sequence[Any],
+    y_pred: Sequence[str | None],
+    labels: Sequence[str],
+    *,
+    zero_division: float = 0.0,
+) -> ClassificationReport:
+    """Scores of parsed predictions (None = unparseable) against true labels.
+
+    Matches ``sklearn.metrics.precision_recall_fscore_support(..., labels=labels)`` for every
+    averaging mode, with unparseable predictions as a label outside ``labels``.
+    """
+    if len(y_true) == 0:
+        raise MetricInputError("no samples: classification metrics need at least one")
+    if not labels:
+        raise MetricInputError("the label set is empty")
+    k = len(labels)
+    t, p = _codes(y_true, y_pred, labels)
+    cm = np.bincount(t * (k + 1) + p, minlength=k * (k + 1)).reshape(k, k + 1)
+    tp = np.diag(cm[:, :k]).astype(np.float64)
+    predicted = cm[:, :k].sum(axis=0).astype(np.float64)
+    support = cm.sum(axis=1)
+    precision = _divide(tp, predicted, zero_division)
+    recall = _divide(tp, support.astype(np.float64), zero_division)
+    # 2tp / (predicted + support) is sklearn's F1 (= 2tp / (2tp + fp + fn)).
+    f1 = _divide(2 * tp, predicted + support, zero_division)
+    total = predicted.sum() + support.sum()
+    micro_f1 = float(2 * tp.sum() / total) if total else float(zero_division)
+    weighted = float(np.average(f1, weights=support)) if support.sum() else float(zero_division)
+    return ClassificationReport(
+        labels=tuple(labels),
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        support=support,
+        confusion=cm,
+        accuracy=float(tp.sum() / len(t)),
+        macro_f1=float(f1.mean()),
+        micro_f1=micro_f1,
+        weighted_f1=weighted,
+        n_unparseable=int(cm[:, k].sum()),
+    )
+
+
+def _label_set(y_true: Sequence[Any], options: MetricOptions) -> tuple[str, ...]:
+    if options.labels is not None:
+        return tuple(options.labels)
+    bad = [y for y in y_true if not isinstance(y, str)]
+    if bad:
+        raise MetricInputError(f"classification targets must be strings, got {bad[0]!r}")
+    return tuple(sorted(set(y_true)))
+
+
+def _evaluate(
+    y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOptions
+) -> tuple[ClassificationReport, npt.NDArray[np.float64]]:
+    if len(y_true) != len(y_pred):
+        raise MetricInputError(
+            f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}; they must align"
+        )
+    labels = _label_set(y_true, options)
+    parsed = parse_labels(y_pred, labels, options.aliases)
+    zd = float(options.extra.get("zero_division", 0.0))
+    report = classification_report(y_true, parsed, labels, zero_division=zd)
+    correct = np.fromiter(
+        (a == b for a, b in zip(y_true, parsed, strict=True)), dtype=np.float64, count=len(parsed)
+    )
+    return report, correct
+
+
+@metric("accuracy", shapes=["classification"], higher_is_better=True)
+def accuracy(
+    y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
+) -> MetricResult:
+    """Share of outputs whose parsed label equals the target (unparseable counts as wrong)."""
+    report, correct = _evaluate(y_true, y_pred, options)
+    return MetricResult("accuracy", report.accuracy, correct, {"report": report.as_dict()})
+
+
+def _f1_metric(name: str, attr: str) -> None:
+    def fn(y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions) -> MetricResult:
+        report, correct = _evaluate(y_true, y_pred, options)
+        return MetricResult(
+            name, float(getattr(report, attr)), correct, {"report": report.as_dict()}
+        )
+
+    fn.__doc__ = f"{attr.replace('_', ' ')} over the label set (per-sample values: correctness)."
+    metric(name, shapes=["classification"], higher_is_better=True, mean_of_samples=False)(fn)
+
+
+_f1_metric("macro_f1", "macro_f1")
+_f1_metric("micro_f1", "micro_f1")
+_f1_metric("weighted_f1", "weighted_f1")

@@ -1,0 +1,79 @@
+"""The pre-registered plan: model, YAML loading and validation, lock and verify."""
+
+from heldout.plan._load import BUILTIN_SUITES, LoadedPlan, load_plan, referenced_files
+from heldout.plan._lock import (
+    LOCK_NAME,
+    LockStatus,
+    canonical_plan,
+    check_lock,
+    default_lock_path,
+    diff_lock,
+    plan_sha256,
+    read_lock,
+    sha256_file,
+    write_lock,
+)
+from heldout.plan._model import (
+    SHAPES,
+    CalibrationGuardrail,
+    FileModel,
+    GenerationParams,
+    Guardrail,
+    HFModel,
+    JudgeSpec,
+    MockModel,
+    Models,
+    ModelSpec,
+    OpenAIModel,
+    Plan,
+    Shape,
+    SliceGuardrail,
+    StatsSpec,
+    SuiteGuardrail,
+    TaskSpec,
+)
+from heldout.plan._starter import write_starter
+
+__all__ = [
+    "BUILTIN_SUITES",
+    "LOCK_NAME",
+    "SHAPES",
+    "CalibrationGuardrail",
+    "FileModel",
+    "GenerationParams",
+    "Guardrail",
+    "HFModel",
+    "JudgeSpec",
+    "LoadedPlan",
+    "LockStatus",
+    "MockModel",
+    "ModelSpec",
+    "Models",
+    "OpenAIModel",
+    "Plan",
+    "Shape",
+    "SliceGuardrail",
+    "StatsSpec",
+    "SuiteGuardrail",
+    "TaskSpec",
+    "canonical_plan",
+    "check_lock",
+    "default_lock_path",
+    "diff_lock",
+    "load_plan",
+    "plan_json_schema",
+    "plan_sha256",
+    "read_lock",
+    "referenced_files",
+    "sha256_file",
+    "write_lock",
+    "write_starter",
+]
+
+
+def plan_json_schema() -> dict[str, object]:
+    """JSON Schema of ``heldout.yaml`` (for editor completion and external validation)."""
+    schema = Plan.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "heldout plan"
+    return schema

@@ -1,0 +1,494 @@
+"""Load and validate a plan, reporting every problem at once with its YAML path and line."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from heldout.data import FieldMap, Sample, load_samples, placeholders
+from heldout.data._template import DEFAULT_TEMPLATE
+from heldout.errors import DataError, HeldoutError, PlanError, Problem, UnknownNameError
+from heldout.plan._model import (
+    BACKENDS,
+    CalibrationGuardrail,
+    FileModel,
+    HFModel,
+    JudgeSpec,
+    MockModel,
+    Models,
+    OpenAIModel,
+    Plan,
+    SliceGuardrail,
+    StatsSpec,
+    SuiteGuardrail,
+    TaskSpec,
+)
+from heldout.plan._yaml import format_path, line_of, parse_yaml
+
+__all__ = ["BUILTIN_SUITES", "LoadedPlan", "load_plan", "referenced_files"]
+
+#: Regression suites heldout ships (see DESIGN.md); any other name needs ``data:``.
+BUILTIN_SUITES = (
+    "format_obsession",
+    "general",
+    "instruction_following",
+    "multilingual",
+    "over_refusal",
+    "safety",
+)
+
+_ALL_MODELS: tuple[type[BaseModel], ...] = (
+    Plan,
+    TaskSpec,
+    Models,
+    OpenAIModel,
+    HFModel,
+    FileModel,
+    MockModel,
+    SuiteGuardrail,
+    CalibrationGuardrail,
+    SliceGuardrail,
+    JudgeSpec,
+    StatsSpec,
+)
+_KNOWN_KEYS = sorted(
+    {a for m in _ALL_MODELS for n, f in m.model_fields.items() for a in (n, f.alias) if a}
+)
+_TAGS = {*BACKENDS, "suite", "calibration", "slices"}
+
+
+@dataclass(slots=True)
+class LoadedPlan:
+    """A validated plan with where it came from and (when checked) its gold set."""
+
+    plan: Plan
+    path: Path
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        return (self.root / relative).resolve()
+
+    @property
+    def template(self) -> str:
+        task = self.plan.task
+        if task.template is not None:
+            return task.template
+        if task.prompt is not None:
+            return self.resolve(task.prompt).read_text(encoding="utf-8")
+        return DEFAULT_TEMPLATE
+
+    @property
+    def fields(self) -> FieldMap:
+        t = self.plan.task
+        return FieldMap(t.id_field, t.input_field, t.target_field)
+
+
+def referenced_files(plan: Plan) -> dict[str, str]:
+    """Pre-registered files the plan references, by YAML path: these are hashed in the lock.
+
+    Model artifacts (adapters, prediction files) are not: they are made after the lock.
+    """
+    files: dict[str, str] = {"task.data": plan.task.data}
+    if plan.task.prompt:
+        files["task.prompt"] = plan.task.prompt
+    if plan.task.schema_file:
+        files["task.schema"] = plan.task.schema_file
+    for i, g in enumerate(plan.guardrails):
+        if isinstance(g, SuiteGuardrail) and g.data:
+            files[f"guardrails[{i}].data"] = g.data
+    if plan.judge and plan.judge.human_labels:
+        files["judge.human_labels"] = plan.judge.human_labels
+    return files
+
+
+def _strip_tags(loc: Sequence[int | str]) -> list[int | str]:
+    out: list[int | str] = []
+    i = 0
+    while i < len(loc):
+        out.append(loc[i])
+        i += 1
+        union_site = (
+            (len(out) == 2 and out[0] == "models" and out[1] in ("base", "candidate", "reference"))
+            or out == ["judge", "model"]
+            or (len(out) == 2 and out[0] == "guardrails" and isinstance(out[1], int))
+        )
+        if union_site and i < len(loc) and loc[i] in _TAGS and i + 1 <= len(loc):
+            i += 1
+    return out
+
+
+def _message(err: ErrorDetails, path: list[int | str]) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        key = str(path[-1]) if path else ""
+        close = difflib.get_close_matches(key, _KNOWN_KEYS, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown key{hint}; remove it or fix the spelling"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        if path and path[0] == "guardrails":
+            return "a guardrail needs one of the keys 'suite', 'calibration' or 'slices'"
+        got = value.get("backend") if isinstance(value, dict) else None
+        if got is None:
+            return f"'backend' is required; known backends: {', '.join(BACKENDS)}"
+        return f"unknown backend {got!r}; known backends: {', '.join(BACKENDS)}"
+    bounds = {
+        "greater_than_equal": ("≥", "ge"),
+        "greater_than": (">", "gt"),
+        "less_than_equal": ("≤", "le"),
+        "less_than": ("<", "lt"),
+    }
+    if kind in bounds:
+        sym, key = bounds[kind]
+        return f"must be {sym} {ctx.get(key)} (got {value!r})"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')} (got {value!r})"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} item(s)"
+    if kind == "string_too_short":
+        return "must not be empty"
+    msg = err["msg"].replace("Input should be", "must be")
+    if isinstance(value, str | int | float | bool) or value is None:
+        msg += f" (got {value!r})"
+    return msg
+
+
+def _schema_problems(exc: ValidationError, node: yaml.Node | None) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        path = _strip_tags(err["loc"])
+        problems.append(
+            Problem(format_path(path) or "(plan)", _message(err, path), line_of(node, path))
+        )
+    return problems
+
+
+def load_plan(path: str | Path, *, check_data: bool = True) -> LoadedPlan:
+    """Read, validate and (with ``check_data``) load the gold set of the plan at ``path``.
+
+    Raises :class:`PlanError` listing every problem: schema errors with their YAML paths and
+    lines, cross-field rules, missing files and gold-set integrity problems.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise PlanError([Problem(source, "plan file not found; run 'heldout init' to create one")])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PlanError([Problem(source, f"not valid UTF-8 at byte {exc.start}")]) from None
+    data, node, problems = parse_yaml(text, source)
+    if data is None:
+        raise PlanError(problems, source=source)
+    if not isinstance(data, dict):
+        raise PlanError(
+            [*problems, Problem("(plan)", f"must be a mapping, got {type(data).__name__}")],
+            source=source,
+        )
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        problems += _schema_problems(exc, node)
+        problems += _raw_problems(data, path.parent, node)
+        raise PlanError(problems, source=source) from None
+    loaded = LoadedPlan(plan=plan, path=path.resolve())
+    problems += _semantic_problems(loaded, node)
+    if check_data and not any(p.where.startswith("task.data") for p in problems):
+        problems += _data_problems(loaded, node)
+    if problems:
+        raise PlanError(problems, source=source)
+    return loaded
+
+
+def _raw_problems(data: dict[str, Any], root: Path, node: yaml.Node | None) -> list[Problem]:
+    """Checks that still run when the schema did not validate, on the raw YAML values."""
+    task = data.get("task")
+    out = []
+    shape = task.get("shape") if isinstance(task, dict) else None
+    name = data.get("primary_metric")
+    baseline, threshold = data.get("baseline"), data.get("success_threshold")
+    numbers = all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in (baseline, threshold)
+    )
+    if isinstance(shape, str) and isinstance(name, str) and numbers:
+        lift = data.get("min_detectable_lift")
+        out += _metric_problems(
+            shape,
+            name,
+            float(baseline),  # type: ignore[arg-type]
+            float(threshold),  # type: ignore[arg-type]
+            float(lift) if isinstance(lift, int | float) else None,
+            has_schema=isinstance(task, dict) and "schema" in task,
+            node=node,
+        )
+    if isinstance(task, dict):
+        for key in ("data", "prompt", "schema"):
+            rel = task.get(key)
+            if isinstance(rel, str) and not (root / rel).is_file():
+                out.append(
+                    Problem(f"task.{key}", f"file not found: {rel}", line_of(node, ["task", key]))
+                )
+    return out
+
+
+def _metric_problems(
+    shape: str,
+    name: str,
+    baseline: float,
+    threshold: float,
+    lift: float | None,
+    *,
+    has_schema: bool,
+    node: yaml.Node | None,
+) -> list[Problem]:
+    """Rules tying primary_metric, shape, baseline and success_threshold together."""
+    from heldout.metrics import get_metric, metric_names
+
+    out: list[Problem] = []
+
+    def add(key: str, message: str) -> None:
+        out.append(Problem(key, message, line_of(node, key.split("."))))
+
+    try:
+        spec = get_metric(name)
+    except UnknownNameError:
+        add(
+            "primary_metric",
+            f"unknown metric {name!r} for shape {shape!r}; known: {', '.join(metric_names(shape))}",
+        )
+        return out
+    if shape not in spec.shapes:
+        add(
+            "primary_metric",
+            f"metric {spec.name!r} does not fit shape {shape!r}; use one of "
+            f"{', '.join(metric_names(shape))}",
+        )
+    if spec.bounds is not None:
+        lo, hi = spec.bounds
+        for key, value in (("baseline", baseline), ("success_threshold", threshold)):
+            if not lo <= value <= hi:
+                add(key, f"must be within [{lo:g}, {hi:g}] for {spec.name} (got {value})")
+        if lift is not None and lift > hi - lo:
+            add("min_detectable_lift", f"must be ≤ {hi - lo:g} for {spec.name}")
+    if spec.higher_is_better and threshold <= baseline:
+        add(
+            "success_threshold",
+            f"must be above baseline ({baseline}) because higher {spec.name} is better; a bar "
+            "at or below the baseline is cleared by doing nothing",
+        )
+    if not spec.higher_is_better and threshold >= baseline:
+        add(
+            "success_threshold",
+            f"must be below baseline ({baseline}) because lower {spec.name} is better",
+        )
+    if spec.name == "schema_valid_rate" and not has_schema:
+        add("task.schema", "required by primary_metric schema_valid_rate")
+    return out
+
+
+def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Problem]:
+    plan = loaded.plan
+    task = plan.task
+    out: list[Problem] = []
+
+    def add(loc: list[int | str], message: str) -> None:
+        out.append(Problem(format_path(loc), message, line_of(node, loc)))
+
+    for loc, rel in referenced_files(plan).items():
+        if not loaded.resolve(rel).is_file():
+            parts: list[int | str] = []
+            for piece in loc.replace("]", "").replace("[", ".").split("."):
+                parts.append(int(piece) if piece.isdigit() else piece)
+            add(parts, f"file not found: {rel} (paths are relative to {loaded.root})")
+
+    if task.prompt is not None and task.template is not None:
+        add(["task", "template"], "give either 'prompt' (a file) or 'template' (inline), not both")
+
+    out += _metric_problems(
+        task.shape,
+        plan.primary_metric,
+        plan.baseline,
+        plan.success_threshold,
+        plan.min_detectable_lift,
+        has_schema=task.schema_file is not None,
+        node=node,
+    )
+
+    if task.shape != "classification":
+        if task.labels is not None:
+            add(["task", "labels"], "only applies to shape classification")
+        if task.aliases:
+            add(["task", "aliases"], "only applies to shape classification")
+    else:
+        labels = task.labels or []
+        if len(set(labels)) != len(labels):
+            add(["task", "labels"], "labels must be unique")
+        if task.labels is not None:
+            for alias, label in task.aliases.items():
+                if label not in labels:
+                    add(["task", "aliases", alias], f"maps to {label!r}, which is not a label")
+    if task.shape != "structured":
+        if task.schema_file is not None:
+            add(["task", "schema"], "only applies to shape structured")
+        if task.extract_json:
+            add(["task", "extract_json"], "only applies to shape structured")
+    elif task.schema_file is not None and loaded.resolve(task.schema_file).is_file():
+        out += _schema_file_problems(loaded.resolve(task.schema_file), node)
+
+    models = plan.models
+    if models.base == models.candidate:
+        add(["models", "candidate"], "is identical to models.base; compare two different models")
+    if models.reference is not None and models.reference == models.candidate:
+        add(["models", "reference"], "is identical to models.candidate")
+
+    for i, g in enumerate(plan.guardrails):
+        if isinstance(g, SuiteGuardrail) and g.data is None and g.suite not in BUILTIN_SUITES:
+            add(
+                ["guardrails", i, "suite"],
+                f"unknown suite {g.suite!r}; built-in: {', '.join(BUILTIN_SUITES)} "
+                "(or give 'data' for a custom suite)",
+            )
+        if isinstance(g, CalibrationGuardrail) and task.shape != "classification":
+            add(
+                ["guardrails", i, "calibration"],
+                "calibration needs label probabilities: only for shape classification",
+            )
+    return out
+
+
+def _schema_file_problems(schema_path: Path, node: yaml.Node | None) -> list[Problem]:
+    import jsonschema
+
+    loc: list[int | str] = ["task", "schema"]
+    try:
+        schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return [
+            Problem(format_path(loc), f"{schema_path} is not valid JSON: {exc}", line_of(node, loc))
+        ]
+    try:
+        validator = jsonschema.validators.validator_for(schema)
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return [
+            Problem(
+                format_path(loc),
+                f"{schema_path} is not a valid JSON Schema: {exc.message}",
+                line_of(node, loc),
+            )
+        ]
+    return []
+
+
+def _data_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Problem]:
+    plan = loaded.plan
+    try:
+        samples = load_samples(loaded.resolve(plan.task.data), loaded.fields)
+    except DataError as exc:
+        extra = [Problem("task.data", f"... and {exc.more} more")] if exc.more else []
+        return [*exc.problems, *extra]
+    except HeldoutError as exc:
+        return [Problem("task.data", str(exc), line_of(node, ["task", "data"]))]
+    loaded.samples = samples
+    out: list[Problem] = []
+
+    def missing_in(name: str) -> list[str]:
+        return [s.id for s in samples if name not in s.template_fields()]
+
+    try:
+        template = loaded.template
+    except (OSError, UnicodeDecodeError) as exc:
+        return [Problem("task.prompt", f"cannot read the prompt template: {exc}")]
+    for name in placeholders(template):
+        ids = missing_in(name)
+        if ids:
+            key = "prompt" if plan.task.prompt else "template"
+            out.append(
+                Problem(
+                    f"task.{key}",
+                    f"placeholder {{{name}}} is missing in {len(ids)} sample(s), e.g. "
+                    f"{', '.join(ids[:3])}",
+                    line_of(node, ["task", key]),
+                )
+            )
+    slice_fields: list[tuple[list[int | str], str]] = [
+        (["slices", i], f) for i, f in enumerate(plan.slices)
+    ]
+    for gi, g in enumerate(plan.guardrails):
+        if isinstance(g, SliceGuardrail):
+            slice_fields += [(["guardrails", gi, "slices", j], f) for j, f in enumerate(g.slices)]
+    for loc, name in slice_fields:
+        ids = [s.id for s in samples if name not in s.metadata]
+        if ids:
+            out.append(
+                Problem(
+                    format_path(loc),
+                    f"metadata field {name!r} is missing in {len(ids)} sample(s), e.g. "
+                    f"{', '.join(ids[:3])}",
+                    line_of(node, loc),
+                )
+            )
+    out += _target_problems(loaded, samples)
+    return out
+
+
+def _target_problems(loaded: LoadedPlan, samples: list[Sample]) -> list[Problem]:
+    task = loaded.plan.task
+    where = f"{task.data}: field {task.target_field!r}"
+    out: list[Problem] = []
+    if task.shape == "classification":
+        bad = [s.id for s in samples if not isinstance(s.target, str)]
+        if bad:
+            out.append(Problem(where, f"classification targets must be strings; not in {bad[:3]}"))
+        elif task.labels is not None:
+            unknown = sorted({s.target for s in samples} - set(task.labels))
+            if unknown:
+                out.append(
+                    Problem(where, f"targets {unknown[:5]} are not in task.labels {task.labels}")
+                )
+    elif task.shape in ("qa", "summarization", "open"):
+        bad = [
+            s.id
+            for s in samples
+            if not (
+                isinstance(s.target, str)
+                or (
+                    isinstance(s.target, list)
+                    and s.target
+                    and all(isinstance(t, str) for t in s.target)
+                )
+            )
+        ]
+        if bad:
+            out.append(
+                Problem(
+                    where,
+                    f"{task.shape} targets must be a string or a list of strings; not in {bad[:3]}",
+                )
+            )
+    elif task.shape == "extraction":
+        bad = [s.id for s in samples if not isinstance(s.target, list)]
+        if bad:
+            out.append(
+                Problem(where, f"extraction targets must be lists of spans; not in {bad[:3]}")
+            )
+    elif task.shape == "structured":
+        bad = [s.id for s in samples if not isinstance(s.target, dict | list | str)]
+        if bad:
+            out.append(Problem(where, f"structured targets must be JSON objects; not in {bad[:3]}"))
+    return out

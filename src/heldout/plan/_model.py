@@ -1,0 +1,257 @@
+"""The plan: a pre-registered evaluation, written down before training.
+
+Every field is documented here; ``heldout plan schema`` exports these models as JSON Schema so
+editors can complete ``heldout.yaml``. Unknown keys are errors (``extra="forbid"``): a typo in a
+pre-registration must never pass silently.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+__all__ = [
+    "SHAPES",
+    "CalibrationGuardrail",
+    "FileModel",
+    "GenerationParams",
+    "Guardrail",
+    "HFModel",
+    "JudgeSpec",
+    "MockModel",
+    "ModelSpec",
+    "Models",
+    "OpenAIModel",
+    "Plan",
+    "Shape",
+    "SliceGuardrail",
+    "StatsSpec",
+    "SuiteGuardrail",
+    "TaskSpec",
+]
+
+Shape = Literal["classification", "extraction", "qa", "summarization", "structured", "open"]
+SHAPES: tuple[str, ...] = Shape.__args__  # type: ignore[attr-defined]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TaskSpec(_Strict):
+    """What the model is asked to do, on which frozen gold set, and shape-specific options."""
+
+    shape: Shape = Field(description="Task shape; decides which metrics apply.")
+    data: str = Field(
+        description="Gold set file (JSONL, CSV or Parquet), relative to the plan's folder."
+    )
+    prompt: str | None = Field(
+        default=None,
+        description="Prompt template file; placeholders like {input} and metadata fields. "
+        "Write {{ and }} for literal braces.",
+    )
+    template: str | None = Field(
+        default=None, description="Inline prompt template (alternative to 'prompt')."
+    )
+    id_field: str = Field(default="id", description="Column holding the sample id.")
+    input_field: str = Field(default="input", description="Column holding the model input.")
+    target_field: str = Field(default="target", description="Column holding the reference.")
+    labels: list[str] | None = Field(
+        default=None,
+        description="classification: the label set. Default: the labels seen in the gold set.",
+    )
+    aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="classification: map of alternative spellings to labels ('pos': 'positive').",
+    )
+    schema_file: str | None = Field(
+        default=None,
+        alias="schema",
+        description="structured: JSON Schema file the output must satisfy.",
+    )
+    extract_json: bool = Field(
+        default=False,
+        description="structured: take the first JSON object from fenced or chatty output. "
+        "Off by default: 'valid on first try' means the raw output parses.",
+    )
+
+
+class GenerationParams(_Strict):
+    """Sampling parameters sent to every backend."""
+
+    temperature: float = Field(default=0.0, ge=0.0, description="0 means greedy decoding.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=256, ge=1, description="Maximum new tokens per response.")
+    stop: list[str] = Field(default_factory=list, description="Stop sequences.")
+    seed: int | None = Field(default=None, description="Sampling seed, where supported.")
+
+
+class OpenAIModel(_Strict):
+    """Any OpenAI-compatible server: vLLM, SGLang, TGI, Ollama, llama.cpp, OpenAI."""
+
+    backend: Literal["openai"]
+    model: str = Field(description="Model name as the server knows it.")
+    base_url: str = Field(default="https://api.openai.com/v1")
+    api_key_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the API key (never the key).",
+    )
+    endpoint: Literal["chat", "completions"] = "chat"
+    params: GenerationParams = Field(default_factory=GenerationParams)
+    concurrency: int = Field(default=32, ge=1, le=4096)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    price_per_1k_input: float | None = Field(default=None, ge=0)
+    price_per_1k_output: float | None = Field(default=None, ge=0)
+
+
+class HFModel(_Strict):
+    """A local transformers model with an optional PEFT adapter."""
+
+    backend: Literal["hf"]
+    model: str = Field(description="Local path (or cached hub id) of the base weights.")
+    adapter: str | None = Field(default=None, description="Path of a PEFT (LoRA) adapter.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    device: str = Field(default="auto", description="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'.")
+    batch_size: int = Field(default=8, ge=1)
+    params: GenerationParams = Field(default_factory=GenerationParams)
+
+
+class FileModel(_Strict):
+    """Precomputed predictions keyed by sample id (JSONL, CSV, Parquet, lm-eval, Inspect)."""
+
+    backend: Literal["file"]
+    path: str = Field(description="Predictions file, relative to the plan's folder.")
+    format: Literal["auto", "jsonl", "csv", "parquet", "lm-eval", "inspect"] = "auto"
+    id_field: str = "id"
+    output_field: str = "output"
+
+
+class MockModel(_Strict):
+    """Deterministic scripted outputs, for tests and dry runs."""
+
+    backend: Literal["mock"]
+    name: str = Field(default="mock", description="Identity of this mock in results.")
+    outputs: dict[str, str] = Field(default_factory=dict, description="Output per sample id.")
+    default: str | None = Field(
+        default=None, description="Output for ids not in 'outputs'; None makes them fail."
+    )
+
+
+def _backend_tag(value: Any) -> str | None:
+    tag = value.get("backend") if isinstance(value, dict) else getattr(value, "backend", None)
+    return tag if isinstance(tag, str) else None
+
+
+ModelSpec = Annotated[
+    Annotated[OpenAIModel, Tag("openai")]
+    | Annotated[HFModel, Tag("hf")]
+    | Annotated[FileModel, Tag("file")]
+    | Annotated[MockModel, Tag("mock")],
+    Discriminator(_backend_tag),
+]
+BACKENDS: tuple[str, ...] = ("file", "hf", "mock", "openai")
+
+
+class Models(_Strict):
+    """The models compared: base (before fine-tuning), candidate, optional reference ceiling."""
+
+    base: ModelSpec = Field(description="The model before fine-tuning.")
+    candidate: ModelSpec = Field(description="The fine-tuned model under evaluation.")
+    reference: ModelSpec | None = Field(
+        default=None, description="Optional ceiling (e.g. a larger model) on the same samples."
+    )
+
+
+class SuiteGuardrail(_Strict):
+    """No-regression check on a built-in or custom suite: candidate − base ≥ −max_drop."""
+
+    suite: str = Field(description="Built-in suite name, or any name with 'data'.")
+    data: str | None = Field(default=None, description="Custom suite file (gold-set format).")
+    max_drop: float = Field(ge=0.0, le=1.0, description="Largest tolerated drop (0.02 = 2 pts).")
+    unresolved: Literal["inconclusive", "warn"] = Field(
+        default="inconclusive",
+        description="Verdict when the CI straddles −max_drop: 'inconclusive' or only 'warn'.",
+    )
+    fail_when: Literal["point", "ci"] = Field(
+        default="point",
+        description="'point': fail when the point estimate drops more than max_drop; "
+        "'ci': only when the whole CI lies below −max_drop.",
+    )
+
+
+class CalibrationGuardrail(_Strict):
+    """Calibration must not get worse by more than max_increase."""
+
+    calibration: Literal["ece", "brier"]
+    max_increase: float = Field(ge=0.0, le=1.0)
+    unresolved: Literal["inconclusive", "warn"] = "inconclusive"
+
+
+class SliceGuardrail(_Strict):
+    """The worst eligible slice of these metadata fields must not drop more than max_drop."""
+
+    slices: list[str] = Field(min_length=1, description="Metadata fields to slice by.")
+    max_drop: float = Field(ge=0.0, le=1.0)
+    min_size: int = Field(
+        default=20, ge=1, description="Slices smaller than this are reported, not gated."
+    )
+    unresolved: Literal["inconclusive", "warn"] = "inconclusive"
+
+
+def _guardrail_tag(value: Any) -> str | None:
+    keys = set(value) if isinstance(value, dict) else set(type(value).model_fields)
+    for tag in ("suite", "calibration", "slices"):
+        if tag in keys:
+            return tag
+    return None
+
+
+Guardrail = Annotated[
+    Annotated[SuiteGuardrail, Tag("suite")]
+    | Annotated[CalibrationGuardrail, Tag("calibration")]
+    | Annotated[SliceGuardrail, Tag("slices")],
+    Discriminator(_guardrail_tag),
+]
+
+
+class JudgeSpec(_Strict):
+    """An LLM judge, checked against human labels before it is trusted."""
+
+    model: ModelSpec
+    rubric: list[str] = Field(min_length=1, description="Criteria the judge scores.")
+    human_labels: str | None = Field(default=None, description="JSONL of human ratings.")
+    min_agreement: float = Field(default=0.8, ge=0.0, le=1.0)
+
+
+class StatsSpec(_Strict):
+    """How uncertainty is computed. The seed is recorded with every result."""
+
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    resamples: int = Field(default=10_000, ge=200, le=1_000_000)
+    seed: int = Field(default=0, ge=0)
+    power: float = Field(default=0.8, gt=0.5, lt=1.0, description="Target power.")
+
+
+class Plan(_Strict):
+    """A pre-registered evaluation plan (``heldout.yaml``)."""
+
+    name: str = Field(min_length=1, description="Name of this evaluation, e.g. ticket-json-v3.")
+    target_behavior: str = Field(min_length=1, description="What the fine-tune should do better.")
+    task: TaskSpec
+    primary_metric: str = Field(description="Metric that decides success; must fit the shape.")
+    baseline: float = Field(
+        description="Base model with the best prompt, measured before training."
+    )
+    success_threshold: float = Field(description="The bar the candidate must clear.")
+    min_detectable_lift: float = Field(
+        gt=0.0, description="Smallest lift worth detecting; drives the power check."
+    )
+    models: Models
+    guardrails: list[Guardrail] = Field(default_factory=list)
+    judge: JudgeSpec | None = None
+    stats: StatsSpec = Field(default_factory=StatsSpec)
+    slices: list[str] = Field(
+        default_factory=list, description="Metadata fields to report per-slice results for."
+    )
