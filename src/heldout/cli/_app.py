@@ -178,9 +178,12 @@ def leak(
     ngram: Annotated[int, typer.Option(help="Word n-gram length for containment.")] = 13,
     ngram_threshold: Annotated[
         float, typer.Option(help="Share of a gold input's n-grams in one training row.")
-    ] = 0.5,
-    shingle: Annotated[int, typer.Option(help="Word shingle length for Jaccard.")] = 5,
+    ] = 0.2,
+    shingle: Annotated[int, typer.Option(help="Character shingle length for Jaccard.")] = 5,
     jaccard_threshold: Annotated[float, typer.Option(help="Jaccard similarity threshold.")] = 0.5,
+    short_words: Annotated[
+        int, typer.Option(help="Gold inputs shorter than this also get the Jaccard check.")
+    ] = 40,
     output: Annotated[Path, typer.Option("--out", "-o", help="JSON report path.")] = Path(
         "leak.json"
     ),
@@ -218,6 +221,7 @@ def leak(
             ngram_threshold=ngram_threshold,
             shingle=shingle,
             jaccard_threshold=jaccard_threshold,
+            short_words=short_words,
         )
     )
 

@@ -7,9 +7,12 @@ Three detectors, each with a similarity in [0, 1]:
 - ``ngram``: the share of the gold input's word n-grams (default 13, as lm-evaluation-harness
   uses for decontamination) found in one training row. An inverted index over the gold n-grams
   is streamed against the training rows: no all-pairs loop.
-- ``jaccard``: Jaccard similarity of word 5-gram shingle sets, for short texts and paraphrase-like
-  near-duplicates. Candidates come from MinHash LSH (numpy, seeded), and each candidate's
-  similarity is then computed exactly, so reported values are exact Jaccard indices.
+- ``jaccard``: Jaccard similarity of character 5-gram shingle sets, for short gold inputs (fewer
+  than ``short_words`` words), where word 13-grams are too coarse: "Ana moved to Porto in May"
+  vs "... in June". Candidates come from MinHash LSH (numpy, seeded, bands chosen for a recall
+  floor at the threshold), then each candidate's similarity is computed exactly, so reported
+  values are exact Jaccard indices. Training rows too long to reach the threshold against any
+  short gold input (``J <= |A| / |B|``) are not shingled at all.
 
 Cost is roughly linear in the number of training tokens (100k training rows x 10k gold rows run
 in seconds; see ``benchmarks/bench_leak.py``).
@@ -32,7 +35,15 @@ from heldout.data._readers import iter_records
 from heldout.data._sample import Sample
 from heldout.errors import DataError, HeldoutError, Problem
 
-__all__ = ["LeakHit", "LeakOptions", "LeakReport", "find_leaks", "iter_train_texts", "normalize"]
+__all__ = [
+    "LeakHit",
+    "LeakOptions",
+    "LeakReport",
+    "find_leaks",
+    "iter_train_texts",
+    "lsh_shape",
+    "normalize",
+]
 
 _PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
 _SPACE = re.compile(r"\s+")
@@ -51,26 +62,29 @@ class LeakOptions:
     """Thresholds of the detectors. A gold sample is a hit when any detector reaches its own."""
 
     ngram: int = 13
-    ngram_threshold: float = 0.5
+    ngram_threshold: float = 0.2
     shingle: int = 5
     jaccard_threshold: float = 0.5
+    short_words: int = 40
     max_postings: int = 100
-    bands: int = 42
-    rows: int = 3
+    num_perm: int = 128
+    lsh_recall: float = 0.995
     seed: int = 0
 
     def __post_init__(self) -> None:
         problems = []
         if self.ngram < 1:
             problems.append(Problem("ngram", "must be ≥ 1"))
-        if self.shingle < 1:
-            problems.append(Problem("shingle", "must be ≥ 1"))
+        if self.shingle < 1 or self.short_words < 1:
+            problems.append(Problem("shingle/short_words", "must be ≥ 1"))
         for name in ("ngram_threshold", "jaccard_threshold"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 problems.append(Problem(name, f"must be in (0, 1], got {value}"))
-        if self.bands < 1 or self.rows < 1:
-            problems.append(Problem("bands/rows", "must be ≥ 1"))
+        if self.num_perm < 8:
+            problems.append(Problem("num_perm", "must be ≥ 8"))
+        if not 0.5 <= self.lsh_recall < 1.0:
+            problems.append(Problem("lsh_recall", "must be in [0.5, 1)"))
         if problems:
             raise HeldoutError("invalid leak options: " + "; ".join(map(str, problems)))
 
@@ -134,12 +148,12 @@ def _ngrams(tokens: Sequence[str], n: int) -> set[int]:
     return {hash(g) for g in zip(*(tokens[i:] for i in range(n)), strict=False)}
 
 
-def _shingles(tokens: Sequence[str], n: int) -> set[int]:
-    if not tokens:
+def _shingles(text: str, n: int) -> set[int]:
+    if not text:
         return set()
-    if len(tokens) < n:
-        return {hash(tuple(tokens))}
-    return {hash(g) for g in zip(*(tokens[i:] for i in range(n)), strict=False)}
+    if len(text) < n:
+        return {hash(text)}
+    return {hash(text[i : i + n]) for i in range(len(text) - n + 1)}
 
 
 class _MinHash:
@@ -180,6 +194,20 @@ class _MinHash:
         return sig
 
 
+def lsh_shape(threshold: float, num_perm: int, recall: float) -> tuple[int, int]:
+    """(bands, rows) with the most rows per band whose chance of proposing a pair at exactly
+    ``threshold`` Jaccard, ``1 - (1 - t**rows)**bands``, is at least ``recall``.
+
+    More rows per band mean fewer spurious candidates; the recall floor keeps true pairs.
+    """
+    best = (num_perm, 1)
+    for rows in range(1, num_perm + 1):
+        bands = num_perm // rows
+        if 1.0 - (1.0 - threshold**rows) ** bands >= recall:
+            best = (bands, rows)
+    return best
+
+
 def _band_keys(sig: npt.NDArray[np.uint64], bands: int, rows: int) -> npt.NDArray[np.uint64]:
     keys = np.zeros((sig.shape[0], bands), dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -212,11 +240,17 @@ def find_leaks(
         del postings[h]
     denom = Counter(gi for ids in postings.values() for gi in ids)
 
-    gold_shingles = [_shingles(t, opts.shingle) for t in gold_tokens]
-    minhash = _MinHash(opts.bands * opts.rows, opts.seed)
-    gold_keys = _band_keys(minhash.signatures(gold_shingles), opts.bands, opts.rows)
+    gold_shingles = [
+        _shingles(" ".join(t), opts.shingle) if len(t) < opts.short_words else set()
+        for t in gold_tokens
+    ]
+    # Jaccard of A and B is at most |A| / |B|: longer training rows cannot reach the threshold.
+    max_train_shingles = max(map(len, gold_shingles), default=0) / opts.jaccard_threshold
+    bands, rows = lsh_shape(opts.jaccard_threshold, opts.num_perm, opts.lsh_recall)
+    minhash = _MinHash(bands * rows, opts.seed)
+    gold_keys = _band_keys(minhash.signatures(gold_shingles), bands, rows)
     band_index: list[dict[int, list[int]]] = []
-    for b in range(opts.bands):
+    for b in range(bands):
         idx: dict[int, list[int]] = defaultdict(list)
         for gi, key in enumerate(gold_keys[:, b].tolist()):
             if gold_shingles[gi]:
@@ -229,7 +263,7 @@ def find_leaks(
     def record(gi: int, where: str, kind: Literal["exact", "ngram", "jaccard"], sim: float) -> None:
         key = (gi, where)
         prior = best.get(key)
-        if prior is None or sim > prior.similarity or kind == "exact":
+        if prior is None or sim > prior.similarity:
             best[key] = LeakHit(gold[gi].id, where, kind, sim)
 
     n_train = 0
@@ -239,9 +273,9 @@ def find_leaks(
     def flush() -> None:
         if not batch_where:
             return
-        keys = _band_keys(minhash.signatures(batch_shingles), opts.bands, opts.rows)
+        keys = _band_keys(minhash.signatures(batch_shingles), bands, rows)
         pairs: set[tuple[int, int]] = set()
-        for b in range(opts.bands):
+        for b in range(bands):
             col = keys[:, b]
             for ti in np.flatnonzero(np.isin(col, band_sets[b])).tolist():
                 for gi in band_index[b][int(col[ti])]:
@@ -269,10 +303,11 @@ def find_leaks(
                 sim = c / denom[gi]
                 if sim >= opts.ngram_threshold:
                     record(gi, where, "ngram", sim)
-        batch_where.append(where)
-        batch_shingles.append(_shingles(toks, opts.shingle))
-        if len(batch_where) >= 4096:
-            flush()
+        if max_train_shingles and len(whole) - opts.shingle + 1 <= max_train_shingles:
+            batch_where.append(where)
+            batch_shingles.append(_shingles(whole, opts.shingle))
+            if len(batch_where) >= 4096:
+                flush()
     flush()
 
     hits = sorted(best.values(), key=lambda h: (-h.similarity, h.gold_id, h.train_where))

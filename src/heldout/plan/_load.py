@@ -410,10 +410,9 @@ def _data_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Problem]:
     def missing_in(name: str) -> list[str]:
         return [s.id for s in samples if name not in s.template_fields()]
 
-    try:
-        template = loaded.template
-    except (OSError, UnicodeDecodeError) as exc:
-        return [Problem("task.prompt", f"cannot read the prompt template: {exc}")]
+    prompt = plan.task.prompt
+    # A missing prompt file is already reported by the semantic checks.
+    template = "" if prompt and not loaded.resolve(prompt).is_file() else loaded.template
     for name in placeholders(template):
         ids = missing_in(name)
         if ids:

@@ -1,0 +1,136 @@
+"""The CLI through its real entry point (a subprocess running the installed console script)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HELDOUT = shutil.which("heldout", path=str(Path(sys.executable).parent))
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    assert HELDOUT, "the heldout console script is not installed in this environment"
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run(
+        [HELDOUT, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_version(tmp_path: Path) -> None:
+    from heldout import __version__
+
+    r = run("--version", cwd=tmp_path)
+    assert r.returncode == 0
+    assert r.stdout.strip() == f"heldout {__version__}"
+
+
+def test_newcomer_flow(tmp_path: Path) -> None:
+    r = run("init", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "heldout.yaml").is_file()
+    r = run("plan", "validate", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "gold set 12 samples" in r.stdout
+    r = run("plan", "lock", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "heldout.lock").read_text())["lock_version"] == 1
+    r = run("plan", "verify", cwd=tmp_path)
+    assert r.returncode == 0
+    assert "unchanged" in r.stdout
+    r = run("leak", "--train", "data/train.jsonl", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "leak.json").read_text())["hits"] == []
+
+    plan = tmp_path / "heldout.yaml"
+    plan.write_text(plan.read_text().replace("baseline: 0.72", "baseline: 0.70"))
+    r = run("plan", "verify", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "baseline: 0.72 → 0.7" in r.stdout
+    r = run("leak", "--train", "data/train.jsonl", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "the plan changed since it was locked" in r.stderr
+    r = run("leak", "--train", "data/train.jsonl", "--allow-changed-plan", cwd=tmp_path)
+    assert r.returncode == 0
+    lock = json.loads((tmp_path / "leak.json").read_text())["lock"]
+    assert lock["overridden"] is True
+    assert lock["changes"] == ["baseline: 0.72 → 0.7"]
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    assert run("init", cwd=tmp_path).returncode == 0
+    r = run("init", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "pass --force" in r.stderr
+
+
+def test_validate_reports_problems_with_exit_2(tmp_path: Path) -> None:
+    run("init", cwd=tmp_path)
+    plan = tmp_path / "heldout.yaml"
+    plan.write_text(plan.read_text().replace("max_drop: 0.02}", "max_drop: -0.02}"))
+    r = run("plan", "validate", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "guardrails[0].max_drop: must be ≥ 0.0 (got -0.02)" in r.stderr
+    assert "guardrails[1].max_drop: must be ≥ 0.0 (got -0.02)" in r.stderr
+
+
+def test_leak_finds_planted_duplicate(tmp_path: Path) -> None:
+    run("init", cwd=tmp_path)
+    train = tmp_path / "data" / "train.jsonl"
+    gold_row = json.loads((tmp_path / "data" / "gold.jsonl").read_text().splitlines()[1])
+    with train.open("a") as fh:
+        fh.write(json.dumps({"input": gold_row["input"].lower(), "target": "negative"}) + "\n")
+    r = run("leak", "--train", str(train), "--out", "hits.json", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "g02" in r.stdout
+    report = json.loads((tmp_path / "hits.json").read_text())
+    assert report["flagged_gold_ids"] == ["g02"]
+    assert report["hits"][0]["kind"] == "exact"
+
+
+def test_leak_with_explicit_gold_and_bad_train(tmp_path: Path) -> None:
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"id": 1, "input": "hello there", "target": "x"}\n')
+    bad = tmp_path / "train.jsonl"
+    bad.write_text("{broken\n")
+    r = run("leak", "--gold", str(gold), "--train", str(bad), cwd=tmp_path)
+    assert r.returncode == 2
+    assert "train.jsonl:1: malformed JSON" in r.stderr
+
+
+def test_schema_command(tmp_path: Path) -> None:
+    r = run("plan", "schema", "--out", "s.json", cwd=tmp_path)
+    assert r.returncode == 0
+    schema = json.loads((tmp_path / "s.json").read_text())
+    assert "primary_metric" in schema["properties"]
+    assert schema["additionalProperties"] is False
+
+
+def test_schema_accepts_the_starter_plan(tmp_path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    run("init", cwd=tmp_path)
+    schema = json.loads(run("plan", "schema", cwd=tmp_path).stdout)
+    data = yaml.safe_load((tmp_path / "heldout.yaml").read_text())
+    jsonschema.validate(data, schema)
+    data["task"]["lables"] = []
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, schema)
+
+
+def test_metrics_listing(tmp_path: Path) -> None:
+    r = run("metrics", "--shape", "qa", cwd=tmp_path)
+    assert r.returncode == 0
+    assert "exact_match" in r.stdout
+    assert "accuracy" not in r.stdout
+
+
+def test_usage_error_is_exit_2(tmp_path: Path) -> None:
+    r = run("plan", "validate", "--no-such-flag", cwd=tmp_path)
+    assert r.returncode == 2

@@ -1,0 +1,113 @@
+"""Classification metrics against scikit-learn as the oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+from heldout.errors import MetricInputError
+from heldout.metrics import MetricOptions, get_metric
+from heldout.metrics.classification import (
+    UNPARSEABLE,
+    classification_report,
+    parse_label,
+    parse_labels,
+)
+
+LABELS = ["positive", "negative", "neutral"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("positive", "positive"),
+        ("  Positive.\n", "positive"),
+        ("NEGATIVE!", "negative"),
+        ("pos", "positive"),
+        ("The sentiment is negative, clearly.", "negative"),
+        ("neutral or maybe positive", "neutral"),
+        ("nonpositive", None),
+        ("I cannot tell.", None),
+        ("", None),
+    ],
+)
+def test_parse_label(text: str, expected: str | None) -> None:
+    assert parse_label(text, LABELS, {"pos": "positive"}) == expected
+
+
+def test_parse_rejects_non_strings() -> None:
+    with pytest.raises(MetricInputError, match="prediction 1 is int, not a string"):
+        parse_labels(["positive", 3], LABELS)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_report_matches_sklearn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 7))
+    labels = [f"c{i}" for i in range(k)]
+    n = int(rng.integers(5, 400))
+    y_true = [labels[i] for i in rng.integers(0, k, n)]
+    y_pred = [labels[i] if i < k else None for i in rng.integers(0, k + 1, n)]
+    ours = classification_report(y_true, y_pred, labels)
+    sk_pred = [p if p is not None else UNPARSEABLE for p in y_pred]
+    p, r, f, s = precision_recall_fscore_support(y_true, sk_pred, labels=labels, zero_division=0.0)
+    np.testing.assert_allclose(ours.precision, p, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.recall, r, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.f1, f, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(ours.support, s)
+    for avg in ("macro", "micro", "weighted"):
+        expected = f1_score(y_true, sk_pred, labels=labels, average=avg, zero_division=0.0)
+        assert getattr(ours, f"{avg}_f1") == pytest.approx(expected, abs=1e-12)
+    assert ours.accuracy == pytest.approx(accuracy_score(y_true, sk_pred))
+    cm = confusion_matrix(y_true, sk_pred, labels=[*labels, UNPARSEABLE])
+    np.testing.assert_array_equal(ours.confusion, cm[:k, :])
+    assert ours.n_unparseable == sum(p is None for p in y_pred)
+
+
+@pytest.mark.parametrize("zero_division", [0.0, 1.0])
+def test_zero_division_policy_matches_sklearn(zero_division: float) -> None:
+    labels = ["a", "b", "c"]
+    y_true = ["a", "a", "b"]
+    y_pred: list[str | None] = ["a", "a", None]  # nothing predicted as b or c; c absent
+    ours = classification_report(y_true, y_pred, labels, zero_division=zero_division)
+    sk_pred = [p or UNPARSEABLE for p in y_pred]
+    p, r, f, _ = precision_recall_fscore_support(
+        y_true, sk_pred, labels=labels, zero_division=zero_division
+    )
+    np.testing.assert_allclose(ours.precision, p)
+    np.testing.assert_allclose(ours.recall, r)
+    np.testing.assert_allclose(ours.f1, f)
+    macro = f1_score(y_true, sk_pred, labels=labels, average="macro", zero_division=zero_division)
+    assert ours.macro_f1 == pytest.approx(macro)
+
+
+def test_registered_metrics_parse_text() -> None:
+    opts = MetricOptions(labels=tuple(LABELS), aliases={"pos": "positive"})
+    y_true = ["positive", "negative", "neutral", "positive"]
+    y_pred = ["Positive.", "It is negative", "dunno", "pos"]
+    result = get_metric("accuracy")(y_true, y_pred, options=opts)
+    assert result.aggregate == 0.75
+    assert result.per_sample.tolist() == [1.0, 1.0, 0.0, 1.0]
+    assert result.details["report"]["n_unparseable"] == 1
+    macro = get_metric("macro_f1")(y_true, y_pred, options=opts)
+    sk = f1_score(
+        y_true, ["positive", "negative", UNPARSEABLE, "positive"], labels=LABELS, average="macro"
+    )
+    assert macro.aggregate == pytest.approx(sk)
+
+
+def test_bad_inputs() -> None:
+    acc = get_metric("accuracy")
+    opts = MetricOptions(labels=("a", "b"))
+    with pytest.raises(MetricInputError, match="y_true has 2 items but y_pred has 1"):
+        acc(["a", "b"], ["a"], options=opts)
+    with pytest.raises(MetricInputError, match=r"targets 'zzz' are not in the label set"):
+        acc(["a", "zzz"], ["a", "b"], options=opts)
+    with pytest.raises(MetricInputError, match="no samples"):
+        acc([], [], options=opts)

@@ -1,0 +1,235 @@
+"""Every validation rule, with its exact message and YAML path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from heldout.errors import PlanError
+from heldout.plan import Plan, load_plan
+
+
+def _rewrite(project: Path, edit: object) -> Path:
+    path = project / "heldout.yaml"
+    data = yaml.safe_load(path.read_text())
+    edit(data)  # type: ignore[operator]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _problems(path: Path) -> dict[str, str]:
+    with pytest.raises(PlanError) as info:
+        load_plan(path)
+    return {p.where: p.message for p in info.value.problems}
+
+
+def test_starter_plan_is_valid(project: Path) -> None:
+    loaded = load_plan(project / "heldout.yaml")
+    assert loaded.plan.name == "support-sentiment-v1"
+    assert len(loaded.samples) == 12
+    assert loaded.plan.task.labels == ["positive", "negative", "neutral"]
+
+
+def test_plan_round_trips_through_yaml(project: Path) -> None:
+    plan = load_plan(project / "heldout.yaml").plan
+    dumped = plan.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    again = Plan.model_validate(yaml.safe_load(yaml.safe_dump(dumped)))
+    assert again == plan
+
+
+def test_negative_max_drop_names_the_path(project: Path) -> None:
+    path = _rewrite(project, lambda d: d["guardrails"][1].__setitem__("max_drop", -0.1))
+    assert _problems(path) == {"guardrails[1].max_drop": "must be ≥ 0.0 (got -0.1)"}
+
+
+def test_unknown_key_suggests_the_right_one(project: Path) -> None:
+    path = _rewrite(project, lambda d: d["task"].__setitem__("lables", ["a"]))
+    assert _problems(path) == {
+        "task.lables": "unknown key (did you mean 'labels'?); remove it or fix the spelling"
+    }
+
+
+def test_unknown_top_level_key(project: Path) -> None:
+    path = _rewrite(project, lambda d: d.__setitem__("sucess_threshold", 0.9))
+    assert "sucess_threshold" in _problems(path)
+
+
+def test_unknown_backend_lists_known(project: Path) -> None:
+    path = _rewrite(project, lambda d: d["models"]["candidate"].__setitem__("backend", "vllm"))
+    assert _problems(path) == {
+        "models.candidate": "unknown backend 'vllm'; known backends: file, hf, mock, openai"
+    }
+
+
+def test_backend_specific_unknown_key(project: Path) -> None:
+    path = _rewrite(project, lambda d: d["models"]["base"].__setitem__("adapter", "x"))
+    assert "models.base.adapter" in _problems(path)
+
+
+def test_guardrail_without_kind(project: Path) -> None:
+    path = _rewrite(project, lambda d: d["guardrails"].append({"max_drop": 0.1}))
+    assert _problems(path) == {
+        "guardrails[5]": "a guardrail needs one of the keys 'suite', 'calibration' or 'slices'"
+    }
+
+
+def test_missing_required_fields(project: Path) -> None:
+    path = _rewrite(project, lambda d: d.pop("target_behavior"))
+    assert _problems(path) == {"target_behavior": "required"}
+
+
+def test_threshold_must_beat_baseline(project: Path) -> None:
+    path = _rewrite(project, lambda d: d.__setitem__("success_threshold", 0.7))
+    assert _problems(path) == {
+        "success_threshold": "must be above baseline (0.72) because higher accuracy is "
+        "better; a bar at or below the baseline is cleared by doing nothing"
+    }
+
+
+def test_rate_metric_bounds(project: Path) -> None:
+    path = _rewrite(project, lambda d: d.__setitem__("success_threshold", 85))
+    assert _problems(path) == {"success_threshold": "must be within [0, 1] for accuracy (got 85.0)"}
+
+
+def test_unknown_metric_lists_metrics_of_the_shape(project: Path) -> None:
+    path = _rewrite(project, lambda d: d.__setitem__("primary_metric", "acuracy"))
+    msg = _problems(path)["primary_metric"]
+    assert msg.startswith("unknown metric 'acuracy' for shape 'classification'; known: accuracy")
+
+
+def test_metric_must_fit_shape(project: Path) -> None:
+    path = _rewrite(project, lambda d: d.__setitem__("primary_metric", "exact_match"))
+    assert _problems(path)["primary_metric"].startswith(
+        "metric 'exact_match' does not fit shape 'classification'; use one of accuracy"
+    )
+
+
+def test_missing_files_are_named(project: Path) -> None:
+    path = _rewrite(project, lambda d: d["task"].__setitem__("prompt", "prompts/none.txt"))
+    msg = _problems(path)["task.prompt"]
+    assert msg.startswith("file not found: prompts/none.txt")
+
+
+def test_identical_base_and_candidate(project: Path) -> None:
+    def same(d: dict[str, dict[str, object]]) -> None:
+        d["models"]["candidate"] = dict(d["models"]["base"])  # type: ignore[call-overload]
+
+    path = _rewrite(project, same)
+    assert _problems(path) == {
+        "models.candidate": "is identical to models.base; compare two different models"
+    }
+
+
+def test_unknown_suite(project: Path) -> None:
+    path = _rewrite(project, lambda d: d["guardrails"][0].__setitem__("suite", "genral"))
+    assert _problems(path)["guardrails[0].suite"].startswith("unknown suite 'genral'; built-in:")
+
+
+def test_template_placeholder_missing_in_samples(project: Path) -> None:
+    (project / "prompts" / "classify.txt").write_text("{input} from {country}")
+    assert _problems(project / "heldout.yaml") == {
+        "task.prompt": "placeholder {country} is missing in 12 sample(s), e.g. g01, g02, g03"
+    }
+
+
+def test_slice_field_missing(project: Path) -> None:
+    path = _rewrite(project, lambda d: d.__setitem__("slices", ["region"]))
+    assert _problems(path) == {
+        "slices[0]": "metadata field 'region' is missing in 12 sample(s), e.g. g01, g02, g03"
+    }
+
+
+def test_label_not_in_label_set(project: Path) -> None:
+    path = _rewrite(project, lambda d: d["task"].__setitem__("labels", ["positive", "negative"]))
+    problems = _problems(path)
+    assert problems == {
+        "data/gold.jsonl: field 'target'": "targets ['neutral'] are not in task.labels "
+        "['positive', 'negative']"
+    }
+
+
+def test_shape_options_only_for_their_shape(project: Path) -> None:
+    def to_qa(d: dict[str, object]) -> None:
+        d["task"]["shape"] = "qa"  # type: ignore[index]
+        d["primary_metric"] = "exact_match"
+        d["guardrails"] = []
+
+    problems = _problems(_rewrite(project, to_qa))
+    assert problems["task.labels"] == "only applies to shape classification"
+    assert problems["task.aliases"] == "only applies to shape classification"
+
+
+def test_calibration_guardrail_needs_classification(project: Path) -> None:
+    def to_qa(d: dict[str, object]) -> None:
+        d["task"] = {"shape": "qa", "data": "data/gold.jsonl"}
+        d["primary_metric"] = "exact_match"
+
+    problems = _problems(_rewrite(project, to_qa))
+    assert problems == {
+        "guardrails[3].calibration": "calibration needs label probabilities: only for shape "
+        "classification"
+    }
+
+
+def test_schema_file_must_be_a_valid_json_schema(project: Path) -> None:
+    (project / "schema.json").write_text('{"type": "nonsense"}')
+
+    def to_structured(d: dict[str, object]) -> None:
+        d["task"] = {"shape": "structured", "data": "data/gold.jsonl", "schema": "schema.json"}
+        d["primary_metric"] = "schema_valid_rate"
+        d["guardrails"] = []
+
+    problems = _problems(_rewrite(project, to_structured))
+    assert problems["task.schema"].endswith(
+        "is not a valid JSON Schema: 'nonsense' is not valid under any of the given schemas"
+    )
+
+
+def test_every_problem_reported_at_once_with_lines(project: Path) -> None:
+    text = (project / "heldout.yaml").read_text()
+    text = text.replace("baseline: 0.72", "baseline: 0.72\nbaseline: 0.5")
+    text = text.replace("  - {suite: safety, max_drop: 0.02}", "  - {suite: safety, max_drop: -1}")
+    text = text.replace("primary_metric: accuracy", "primary_metric: acuracy")
+    text = text.replace("labels: [", "lables: [")
+    path = project / "heldout.yaml"
+    path.write_text(text)
+    with pytest.raises(PlanError) as info:
+        load_plan(path)
+    wheres = {p.where: p.line for p in info.value.problems}
+    assert set(wheres) == {"baseline", "task.lables", "guardrails[1].max_drop", "primary_metric"}
+    lines = text.splitlines()
+    assert lines[wheres["guardrails[1].max_drop"] - 1].strip().startswith("- {suite: safety")
+    assert re.search(r"4 problem\(s\) in the plan", str(info.value))
+
+
+def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
+    path = tmp_path / "heldout.yaml"
+    path.write_text("name: x\ntask: [unclosed\n")
+    with pytest.raises(PlanError) as info:
+        load_plan(path)
+    (problem,) = info.value.problems
+    assert problem.message.startswith("YAML syntax error")
+    assert problem.line is not None
+
+
+def test_missing_and_empty_plan(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="plan file not found; run 'heldout init'"):
+        load_plan(tmp_path / "nope.yaml")
+    (tmp_path / "empty.yaml").write_text("# nothing\n")
+    with pytest.raises(PlanError, match="the plan is empty"):
+        load_plan(tmp_path / "empty.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n")
+    with pytest.raises(PlanError, match="must be a mapping, got list"):
+        load_plan(tmp_path / "list.yaml")
+
+
+def test_gold_set_problems_surface_in_validation(project: Path) -> None:
+    gold = project / "data" / "gold.jsonl"
+    gold.write_text(gold.read_text() + '{"id": "g01", "input": "x", "target": "positive"}\n')
+    problems = _problems(project / "heldout.yaml")
+    (where,) = problems
+    assert where.endswith("gold.jsonl:13: field 'id'")
+    assert problems[where].startswith("duplicate id 'g01' (first at")
