@@ -39,6 +39,8 @@ class MetricOptions:
     schema: Mapping[str, Any] | None = None
     extract_json: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: The model inputs per sample, for metrics that compare with the source (faithfulness).
+    inputs: Sequence[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,108 @@
+"""ROUGE against Google's rouge-score; the faithfulness proxy on hand-made cases."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from rouge_score import rouge_scorer
+
+from heldout.errors import MetricInputError
+from heldout.metrics import MetricOptions, get_metric
+from heldout.metrics.summarization import lcs_length, rouge, unsupported_claims
+
+TYPES = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
+VOCAB = (
+    "the a cat cats running runs ran dog dogs quickly quick happy happily report reports "
+    "reported market markets 2024 3.5% Paris, It's well-known! und Ärger naïve"
+).split()
+
+
+def _text(rng: random.Random) -> str:
+    sents = []
+    for _ in range(rng.randint(0, 4)):
+        sents.append(" ".join(rng.choice(VOCAB) for _ in range(rng.randint(0, 14))))
+    return "\n".join(sents)
+
+
+@pytest.mark.parametrize("stem", [False, True])
+def test_identical_to_rouge_score(stem: bool) -> None:
+    rng = random.Random(int(stem))
+    targets = [_text(rng) for _ in range(300)]
+    preds = [_text(rng) for _ in range(300)]
+    preds[:5] = targets[:5]
+    ours = rouge(targets, preds, TYPES, stem=stem)
+    scorer = rouge_scorer.RougeScorer(TYPES, use_stemmer=stem)
+    for i, (t, p) in enumerate(zip(targets, preds, strict=True)):
+        expected = scorer.score(t, p)
+        for rt in TYPES:
+            np.testing.assert_allclose(ours[rt][i], tuple(expected[rt]), rtol=0, atol=1e-12)
+
+
+def test_multiple_references_take_the_best() -> None:
+    rng = random.Random(5)
+    targets = [[_text(rng) for _ in range(3)] for _ in range(100)]
+    preds = [_text(rng) for _ in range(100)]
+    ours = rouge(targets, preds, TYPES)
+    scorer = rouge_scorer.RougeScorer(TYPES)
+    for i, (t, p) in enumerate(zip(targets, preds, strict=True)):
+        expected = scorer.score_multi(t, p)
+        for rt in TYPES:
+            np.testing.assert_allclose(ours[rt][i], tuple(expected[rt]), rtol=0, atol=1e-12)
+
+
+def test_lcs_length_against_dynamic_programming() -> None:
+    rng = random.Random(9)
+    for _ in range(300):
+        a = [rng.choice("abcde") for _ in range(rng.randint(0, 90))]
+        b = [rng.choice("abcde") for _ in range(rng.randint(0, 90))]
+        table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+        for i in range(1, len(a) + 1):
+            for j in range(1, len(b) + 1):
+                table[i][j] = (
+                    table[i - 1][j - 1] + 1
+                    if a[i - 1] == b[j - 1]
+                    else max(table[i - 1][j], table[i][j - 1])
+                )
+        assert lcs_length(a, b) == table[-1][-1]
+
+
+def test_registered_rouge_metric() -> None:
+    r = get_metric("rougeL")(["a b c d"], ["a c d e"], options=MetricOptions())
+    assert r.aggregate == pytest.approx(0.75)
+    assert r.details["stemmed"] is False
+    stemmed = get_metric("rouge1")(
+        ["cats running"], ["cat runs"], options=MetricOptions(extra={"stem": True})
+    )
+    assert stemmed.aggregate == 1.0
+
+
+def test_unsupported_claims() -> None:
+    source = "Acme Corp reported revenue of 3.5 million in 2023, up from 2.1 million."
+    faithful = "Acme Corp reported revenue of 3.5 million in 2023."
+    invented = "Globex reported revenue of 4 million in 2023."
+    # 2 numbers, 1 entity (Acme Corp), 4 content bigrams (acme corp ... revenue million)
+    assert unsupported_claims(faithful, source) == (
+        {"numbers": [], "entities": [], "bigrams": []},
+        7,
+    )
+    bad, _ = unsupported_claims(invented, source)
+    assert bad["numbers"] == ["4"]
+    assert bad["entities"] == ["Globex"]
+    assert ("globex", "reported") in bad["bigrams"]
+    r = get_metric("unsupported_rate")(
+        ["x", "x"], [faithful, invented], options=MetricOptions(inputs=[source, source])
+    )
+    assert r.per_sample[0] == 0.0
+    assert 0 < r.per_sample[1] < 1
+    assert r.details["examples"][0]["index"] == 1
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(MetricInputError, match="needs the source texts"):
+        get_metric("unsupported_rate")(["x"], ["y"], options=MetricOptions())
+    with pytest.raises(MetricInputError, match="unknown ROUGE type 'rougeX'"):
+        rouge(["a"], ["a"], ["rougeX"])
+    with pytest.raises(MetricInputError, match="prediction 0 is NoneType"):
+        rouge(["a"], [None])  # type: ignore[list-item]
