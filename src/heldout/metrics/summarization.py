@@ -192,17 +192,16 @@ def rouge(
             )
         p_tok = tokenize(pred, stem=stem) if need_tokens else []
         p_sents = _sentences(pred, stem) if "rougeLsum" in rouge_types else []
+        r_toks = [tokenize(r, stem=stem) for r in refs] if need_tokens else []
         for rt in rouge_types:
             best: RougeScore | None = None
-            for ref in refs:
+            for k, ref in enumerate(refs):
                 if rt == "rougeLsum":
                     score = _lsum_score(_sentences(ref, stem), p_sents)
+                elif rt == "rougeL":
+                    score = _lcs_score(r_toks[k], p_tok)
                 else:
-                    t_tok = tokenize(ref, stem=stem)
-                    if rt == "rougeL":
-                        score = _lcs_score(t_tok, p_tok)
-                    else:
-                        score = _ngram_score(t_tok, p_tok, int(rt[5:]))
+                    score = _ngram_score(r_toks[k], p_tok, int(rt[5:]))
                 if best is None or score[2] > best[2]:
                     best = score
             assert best is not None  # refs is non-empty
