@@ -233,3 +233,41 @@ def test_gold_set_problems_surface_in_validation(project: Path) -> None:
     (where,) = problems
     assert where.endswith("gold.jsonl:13: field 'id'")
     assert problems[where].startswith("duplicate id 'g01' (first at")
+
+
+PLUGIN = '''
+import numpy as np
+from heldout import metric, MetricResult
+
+
+@metric("polite_rate", shapes=["classification"], higher_is_better=True)
+def polite_rate(y_true, y_pred, *, options):
+    """Share of outputs that say please."""
+    v = np.array([float("please" in p.lower()) for p in y_pred])
+    return MetricResult("polite_rate", float(v.mean()), v)
+'''
+
+
+def test_custom_metric_from_a_plugin_file(project: Path) -> None:
+    (project / "my_metrics.py").write_text(PLUGIN)
+
+    def use_plugin(d: dict[str, object]) -> None:
+        d["plugins"] = ["my_metrics.py"]
+        d["primary_metric"] = "polite_rate"
+
+    loaded = load_plan(_rewrite(project, use_plugin))
+    assert loaded.plan.primary_metric == "polite_rate"
+    from heldout.metrics import get_metric
+    from heldout.plan import referenced_files
+
+    assert get_metric("polite_rate")(["a"], ["Please do"]).aggregate == 1.0
+    assert referenced_files(loaded.plan)["plugins[0]"] == "my_metrics.py"
+    load_plan(project / "heldout.yaml")  # loading twice does not re-register
+
+
+def test_broken_plugin_is_a_problem(project: Path) -> None:
+    (project / "broken.py").write_text("raise RuntimeError('boom')\n")
+    path = _rewrite(project, lambda d: d.__setitem__("plugins", ["broken.py", "no_such_mod"]))
+    problems = _problems(path)
+    assert problems["plugins[0]"].startswith("importing 'broken.py' failed: RuntimeError: boom")
+    assert problems["plugins[1]"].startswith("importing 'no_such_mod' failed: ModuleNotFoundError")

@@ -33,7 +33,7 @@ from heldout.plan._model import (
 )
 from heldout.plan._yaml import format_path, line_of, parse_yaml
 
-__all__ = ["BUILTIN_SUITES", "LoadedPlan", "load_plan", "referenced_files"]
+__all__ = ["BUILTIN_SUITES", "LoadedPlan", "load_plan", "load_plugins", "referenced_files"]
 
 #: Regression suites heldout ships (see DESIGN.md); any other name needs ``data:``.
 BUILTIN_SUITES = (
@@ -110,7 +110,53 @@ def referenced_files(plan: Plan) -> dict[str, str]:
             files[f"guardrails[{i}].data"] = g.data
     if plan.judge and plan.judge.human_labels:
         files["judge.human_labels"] = plan.judge.human_labels
+    for i, plugin in enumerate(plan.plugins):
+        if plugin.endswith(".py"):
+            files[f"plugins[{i}]"] = plugin
     return files
+
+
+_LOADED_PLUGINS: dict[str, str] = {}
+
+
+def load_plugins(loaded: LoadedPlan) -> list[Problem]:
+    """Import the plan's plugins (once per file or module); return import problems."""
+    import importlib
+    import importlib.util
+    import sys
+    import traceback
+
+    problems = []
+    for i, plugin in enumerate(loaded.plan.plugins):
+        key = str(loaded.resolve(plugin)) if plugin.endswith(".py") else plugin
+        if key in _LOADED_PLUGINS:
+            continue
+        try:
+            if plugin.endswith(".py"):
+                path = loaded.resolve(plugin)
+                if not path.is_file():
+                    continue  # reported as a missing file
+                name = f"heldout_plugin_{len(_LOADED_PLUGINS)}_{path.stem}"
+                spec = importlib.util.spec_from_file_location(name, path)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot import {path}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(plugin)
+        except Exception as exc:  # a plugin may raise anything; report it as a problem
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            problems.append(
+                Problem(
+                    f"plugins[{i}]",
+                    f"importing {plugin!r} failed: {type(exc).__name__}: {exc} "
+                    f"({last.filename}:{last.lineno})",
+                )
+            )
+            continue
+        _LOADED_PLUGINS[key] = plugin
+    return problems
 
 
 def _strip_tags(loc: Sequence[int | str]) -> list[int | str]:
@@ -207,6 +253,7 @@ def load_plan(path: str | Path, *, check_data: bool = True) -> LoadedPlan:
         problems += _raw_problems(data, path.parent, node)
         raise PlanError(problems, source=source) from None
     loaded = LoadedPlan(plan=plan, path=path.resolve())
+    problems += load_plugins(loaded)
     problems += _semantic_problems(loaded, node)
     if check_data and not any(p.where.startswith("task.data") for p in problems):
         problems += _data_problems(loaded, node)

@@ -255,3 +255,8 @@ class Plan(_Strict):
     slices: list[str] = Field(
         default_factory=list, description="Metadata fields to report per-slice results for."
     )
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Python files (relative to the plan) or importable modules that register "
+        "custom metrics with @heldout.metric, imported before the plan is checked.",
+    )
