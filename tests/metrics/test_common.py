@@ -165,3 +165,24 @@ def test_bad_registrations_fail_at_decoration() -> None:
         metric("y_metric", shapes=["qa"], higher_is_better=True)(
             lambda y_true, y_pred: None  # type: ignore[arg-type,return-value]
         )
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_resample_recomputes_the_aggregate(name: str) -> None:
+    """Resampling rows must equal calling the metric on the resampled samples."""
+    spec = get_metric(name)
+    t, p, _, opts = _case(name, 5, n=30)
+    result = spec(t, p, options=opts)
+    identity = np.arange(len(t))[None, :]
+    assert result.resample(identity)[0] == pytest.approx(result.aggregate, abs=1e-12)
+    idx = np.random.default_rng(1).integers(0, len(t), size=(4, len(t)))
+    for row, value in zip(idx, result.resample(idx), strict=True):
+        inputs = [opts.inputs[i] for i in row] if opts.inputs is not None else None
+        again = spec(
+            [t[i] for i in row],
+            [p[i] for i in row],
+            options=MetricOptions(
+                labels=opts.labels, schema=opts.schema, extra=opts.extra, inputs=inputs
+            ),
+        )
+        assert value == pytest.approx(again.aggregate, abs=1e-12)

@@ -47,14 +47,23 @@ class MetricOptions:
 class MetricResult:
     """Per-sample values plus the aggregate the metric reports.
 
-    ``per_sample[i]`` is NaN only where the metric is undefined for sample ``i`` and
-    ``undefined`` counts those; ``details`` holds extra tables (confusion matrix, per class).
+    ``details`` holds extra tables (confusion matrix, per class). ``resample`` recomputes the
+    aggregate for each row of a (B, n) matrix of sample indices, vectorised: it is what the
+    bootstrap uses. For metrics that are means of per-sample values it defaults to the row
+    means; metrics like macro F1 supply their own from per-sample sufficient statistics.
     """
 
     name: str
     aggregate: float
     per_sample: npt.NDArray[np.float64]
     details: Mapping[str, Any] = field(default_factory=dict)
+    resampler: Callable[[npt.NDArray[np.intp]], npt.NDArray[np.float64]] | None = None
+
+    def resample(self, idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        """Aggregate of each resample; ``idx`` has shape (B, n) (or (n,) for one)."""
+        if self.resampler is not None:
+            return self.resampler(np.atleast_2d(idx))
+        return np.asarray(self.per_sample[np.atleast_2d(idx)].mean(axis=1), dtype=np.float64)
 
 
 class MetricFn(Protocol):

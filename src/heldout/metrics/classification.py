@@ -193,9 +193,46 @@ def _label_set(y_true: Sequence[Any], options: MetricOptions) -> tuple[str, ...]
     return tuple(sorted(set(y_true)))
 
 
-def _evaluate(
-    y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOptions
-) -> tuple[ClassificationReport, npt.NDArray[np.float64]]:
+def f1_resampler(
+    t: npt.NDArray[np.int64], p: npt.NDArray[np.int64], k: int, average: str, zero_division: float
+) -> Any:
+    """Vectorised F1 of resampled rows: (B, n) index matrix → (B,) scores."""
+    codes = t * (k + 1) + p
+    cells = k * (k + 1)
+
+    def resample(idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        b = idx.shape[0]
+        flat = (np.arange(b)[:, None] * cells + codes[idx]).ravel()
+        cm = np.bincount(flat, minlength=b * cells).reshape(b, k, k + 1).astype(np.float64)
+        tp = np.einsum("bii->bi", cm[:, :, :k])
+        predicted = cm[:, :, :k].sum(axis=1)
+        support = cm.sum(axis=2)
+        denom = predicted + support
+        if average == "micro":
+            tot = denom.sum(axis=1)
+            return np.asarray(
+                np.where(tot > 0, 2 * tp.sum(axis=1) / np.where(tot > 0, tot, 1), zero_division)
+            )
+        f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), zero_division)
+        if average == "macro":
+            return np.asarray(f1.mean(axis=1))
+        total = support.sum(axis=1)
+        weighted = (f1 * support).sum(axis=1) / np.where(total > 0, total, 1)
+        return np.asarray(np.where(total > 0, weighted, zero_division))
+
+    return resample
+
+
+@dataclass(frozen=True, slots=True)
+class _Evaluated:
+    report: ClassificationReport
+    correct: npt.NDArray[np.float64]
+    true_codes: npt.NDArray[np.int64]
+    pred_codes: npt.NDArray[np.int64]
+    zero_division: float
+
+
+def _evaluate(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOptions) -> _Evaluated:
     if len(y_true) != len(y_pred):
         raise MetricInputError(
             f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}; they must align"
@@ -204,10 +241,8 @@ def _evaluate(
     parsed = parse_labels(y_pred, labels, options.aliases)
     zd = float(options.extra.get("zero_division", 0.0))
     report = classification_report(y_true, parsed, labels, zero_division=zd)
-    correct = np.fromiter(
-        (a == b for a, b in zip(y_true, parsed, strict=True)), dtype=np.float64, count=len(parsed)
-    )
-    return report, correct
+    t, p = _codes(y_true, parsed, labels)
+    return _Evaluated(report, (t == p).astype(np.float64), t, p, zd)
 
 
 @metric("accuracy", shapes=["classification"], higher_is_better=True)
@@ -215,16 +250,18 @@ def accuracy(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:
     """Share of outputs whose parsed label equals the target (unparseable counts as wrong)."""
-    report, correct = _evaluate(y_true, y_pred, options)
-    return MetricResult("accuracy", report.accuracy, correct, {"report": report.as_dict()})
+    ev = _evaluate(y_true, y_pred, options)
+    return MetricResult("accuracy", ev.report.accuracy, ev.correct, {"report": ev.report.as_dict()})
 
 
 def _f1_metric(name: str, attr: str) -> None:
     def fn(y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions) -> MetricResult:
-        report, correct = _evaluate(y_true, y_pred, options)
-        return MetricResult(
-            name, float(getattr(report, attr)), correct, {"report": report.as_dict()}
-        )
+        ev = _evaluate(y_true, y_pred, options)
+        k = len(ev.report.labels)
+        average = attr.split("_")[0]
+        resampler = f1_resampler(ev.true_codes, ev.pred_codes, k, average, ev.zero_division)
+        details = {"report": ev.report.as_dict()}
+        return MetricResult(name, float(getattr(ev.report, attr)), ev.correct, details, resampler)
 
     fn.__doc__ = f"{attr.replace('_', ' ')} over the label set (per-sample values: correctness)."
     metric(name, shapes=["classification"], higher_is_better=True, mean_of_samples=False)(fn)

@@ -97,6 +97,7 @@ def _matches(gold: frozenset[Span], pred: frozenset[Span], partial: bool) -> lis
 @dataclass(frozen=True, slots=True)
 class _Counts:
     per_sample_f1: np.ndarray[Any, np.dtype[np.float64]]
+    per_sample_counts: np.ndarray[Any, np.dtype[np.float64]]  # (n, 3): tp, predicted, gold
     tp: dict[str, int]
     n_pred: dict[str, int]
     n_gold: dict[str, int]
@@ -125,6 +126,7 @@ def span_scores(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOpt
     n_pred: dict[str, int] = defaultdict(int)
     n_gold: dict[str, int] = defaultdict(int)
     values = np.zeros(len(y_true), dtype=np.float64)
+    counts = np.zeros((len(y_true), 3), dtype=np.float64)
     unparseable = 0
     for i, (t, p) in enumerate(zip(y_true, y_pred, strict=True)):
         try:
@@ -147,7 +149,25 @@ def span_scores(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOpt
             n_gold[s.type] += 1
         denom = len(pred) + len(gold)
         values[i] = 1.0 if denom == 0 else 2 * len(matched) / denom
-    return _Counts(values, dict(tp), dict(n_pred), dict(n_gold), unparseable)
+        counts[i] = (len(matched), len(pred), len(gold))
+    return _Counts(values, counts, dict(tp), dict(n_pred), dict(n_gold), unparseable)
+
+
+def counts_resampler(counts: np.ndarray[Any, np.dtype[np.float64]], index: int) -> Any:
+    """Micro precision (0), recall (1) or F1 (2) of resampled rows from per-sample
+    (tp, predicted, expected) counts."""
+
+    def resample(idx: np.ndarray[Any, np.dtype[np.intp]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        tp, pred, gold = (counts[:, j][idx].sum(axis=1) for j in range(3))
+        if index == 0:
+            num, den = tp, pred
+        elif index == 1:
+            num, den = tp, gold
+        else:
+            num, den = 2 * tp, pred + gold
+        return np.asarray(np.where(den > 0, num / np.where(den > 0, den, 1), 0.0))
+
+    return resample
 
 
 def _details(c: _Counts) -> dict[str, Any]:
@@ -166,7 +186,13 @@ def _overall(c: _Counts) -> tuple[float, float, float]:
 def _register(name: str, index: int, doc: str) -> None:
     def fn(y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions) -> MetricResult:
         counts = span_scores(y_true, y_pred, options)
-        return MetricResult(name, _overall(counts)[index], counts.per_sample_f1, _details(counts))
+        return MetricResult(
+            name,
+            _overall(counts)[index],
+            counts.per_sample_f1,
+            _details(counts),
+            counts_resampler(counts.per_sample_counts, index),
+        )
 
     fn.__doc__ = doc
     metric(name, shapes=["extraction"], higher_is_better=True, mean_of_samples=False)(fn)

@@ -154,6 +154,7 @@ def field_f1(
     parsed = _parse_all(y_true, y_pred, options)
     rules: Mapping[str, Any] = options.extra.get("fields", {})
     values = np.zeros(len(parsed), dtype=np.float64)
+    counts = np.zeros((len(parsed), 3), dtype=np.float64)
     tp_all = pred_all = true_all = 0
     for i, (t, p) in enumerate(zip(y_true, parsed, strict=True)):
         target = {k: v for k, v in _target(t, i).items() if v is not None}
@@ -164,7 +165,14 @@ def field_f1(
         true_all += len(target)
         denom = len(pred) + len(target)
         values[i] = 1.0 if denom == 0 else 2 * tp / denom
+        counts[i] = (tp, len(pred), len(target))
     total = pred_all + true_all
     aggregate = 1.0 if total == 0 else 2 * tp_all / total
     details = {"tp": tp_all, "predicted": pred_all, "expected": true_all}
-    return MetricResult("field_f1", aggregate, values, details)
+
+    def resample(idx: Any) -> Any:
+        tp, predicted, expected = (counts[:, j][idx].sum(axis=1) for j in range(3))
+        den = predicted + expected
+        return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 1.0)
+
+    return MetricResult("field_f1", aggregate, values, details, resample)
