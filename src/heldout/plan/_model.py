@@ -175,9 +175,9 @@ class SuiteGuardrail(_Strict):
         description="Verdict when the CI straddles −max_drop: 'inconclusive' or only 'warn'.",
     )
     fail_when: Literal["point", "ci"] = Field(
-        default="point",
-        description="'point': fail when the point estimate drops more than max_drop; "
-        "'ci': only when the whole CI lies below −max_drop.",
+        default="ci",
+        description="'ci': fail when the whole CI lies below −max_drop (at most (1−confidence)/2 "
+        "false blocks at a drop equal to the margin); 'point': when the point estimate does.",
     )
 
 
@@ -187,6 +187,7 @@ class CalibrationGuardrail(_Strict):
     calibration: Literal["ece", "brier"]
     max_increase: float = Field(ge=0.0, le=1.0)
     unresolved: Literal["inconclusive", "warn"] = "inconclusive"
+    fail_when: Literal["point", "ci"] = "ci"
 
 
 class SliceGuardrail(_Strict):
@@ -198,6 +199,7 @@ class SliceGuardrail(_Strict):
         default=20, ge=1, description="Slices smaller than this are reported, not gated."
     )
     unresolved: Literal["inconclusive", "warn"] = "inconclusive"
+    fail_when: Literal["point", "ci"] = "ci"
 
 
 def _guardrail_tag(value: Any) -> str | None:
@@ -232,6 +234,11 @@ class StatsSpec(_Strict):
     resamples: int = Field(default=10_000, ge=200, le=1_000_000)
     seed: int = Field(default=0, ge=0)
     power: float = Field(default=0.8, gt=0.5, lt=1.0, description="Target power.")
+    bar_rule: Literal["ci", "point"] = Field(
+        default="ci",
+        description="'ci': success needs the candidate's whole CI past success_threshold; "
+        "'point': its point estimate (a CI straddling the bar is then not inconclusive).",
+    )
 
 
 class Plan(_Strict):

@@ -1,0 +1,272 @@
+"""Paired comparison of two models' metric results on the same samples.
+
+The interval for candidate − base is chosen for the shape of the per-sample scores, and the
+choice is recorded in ``Interval.method``:
+
+- binary scores of a mean metric (accuracy, exact match, schema validity): Tango's score
+  interval for paired proportions, McNemar's exact test, flip counts (fixed, broken);
+- continuous scores of a mean metric (token F1, ROUGE): paired t interval, sign-flip
+  permutation test;
+- metrics that are not means of per-sample values (macro F1, span F1): paired bootstrap of
+  the recomputed metric (BCa; percentile where the jackknife is too costly), with the
+  bootstrap two-sided p-value.
+
+The closed forms are used where they have been shown (``tests/stats/test_coverage.py``) to
+keep 94–96% coverage from n = 30, where the percentile bootstrap undercovers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from heldout.errors import HeldoutError
+from heldout.metrics import MetricResult, MetricSpec
+from heldout.stats._bootstrap import (
+    BootstrapMethod,
+    bca_interval,
+    bootstrap_distribution,
+    jackknife_acceleration,
+    mean_acceleration,
+)
+from heldout.stats._intervals import (
+    Interval,
+    mcnemar_exact,
+    paired_proportion_interval,
+    paired_t_interval,
+    wilson_interval,
+)
+from heldout.stats._permutation import sign_flip_test
+
+__all__ = ["Comparison", "StatsOptions", "align_ids", "compare", "score_interval"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsOptions:
+    """Confidence level, bootstrap resamples and the seed every draw derives from."""
+
+    confidence: float = 0.95
+    resamples: int = 10_000
+    seed: int = 0
+    bootstrap: BootstrapMethod = "bca"
+
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Candidate vs base on one metric, paired by sample."""
+
+    metric: str
+    n: int
+    higher_is_better: bool
+    base: Interval
+    candidate: Interval
+    delta: Interval
+    p_value: float
+    test: str
+    fixed: int | None = None
+    broken: int | None = None
+    seed: int = 0
+    resamples: int = 0
+
+    @property
+    def improvement(self) -> Interval:
+        """The delta oriented so that positive means better."""
+        if self.higher_is_better:
+            return self.delta
+        d = self.delta
+        return Interval(-d.estimate, -d.high, -d.low, d.confidence, d.method)
+
+    @property
+    def real_gain(self) -> bool:
+        return self.improvement.low > 0
+
+    @property
+    def real_loss(self) -> bool:
+        return self.improvement.high < 0
+
+
+def align_ids(ids_a: Sequence[str], ids_b: Sequence[str]) -> npt.NDArray[np.intp]:
+    """Positions in ``ids_b`` of each id of ``ids_a``; missing or duplicate ids are errors."""
+    problems = []
+    for name, ids in (("first", ids_a), ("second", ids_b)):
+        counts: dict[str, int] = {}
+        for sid in ids:
+            counts[sid] = counts.get(sid, 0) + 1
+        dups = sorted(sid for sid, c in counts.items() if c > 1)
+        if dups:
+            problems.append(f"duplicate ids in the {name} set: {dups[:5]}")
+    index = {sid: k for k, sid in enumerate(ids_b)}
+    missing_b = [i for i in ids_a if i not in index]
+    set_a = set(ids_a)
+    missing_a = [i for i in ids_b if i not in set_a]
+    if missing_b:
+        problems.append(f"{len(missing_b)} id(s) missing from the second set: {missing_b[:5]}")
+    if missing_a:
+        problems.append(f"{len(missing_a)} id(s) missing from the first set: {missing_a[:5]}")
+    if problems:
+        raise HeldoutError(
+            "paired comparison needs the same sample ids on both sides; "
+            + "; ".join(problems)
+            + ". Rerun the missing samples or fix the ids: nothing is dropped silently."
+        )
+    return np.fromiter((index[i] for i in ids_a), dtype=np.intp, count=len(ids_a))
+
+
+def _is_binary(result: MetricResult, spec: MetricSpec) -> bool:
+    v = result.per_sample
+    return (
+        spec.mean_of_samples and result.resampler is None and bool(np.all((v == 0.0) | (v == 1.0)))
+    )
+
+
+def _rows(n: int, rows: npt.NDArray[np.intp] | None) -> npt.NDArray[np.intp]:
+    return np.arange(n, dtype=np.intp) if rows is None else rows
+
+
+def score_interval(
+    result: MetricResult,
+    spec: MetricSpec,
+    options: StatsOptions,
+    rows: npt.NDArray[np.intp] | None = None,
+) -> Interval:
+    """Interval for one model's aggregate (on ``rows`` if given)."""
+    r = _rows(result.per_sample.size, rows)
+    if r.size == 0:
+        raise HeldoutError(f"{spec.name}: no samples to score")
+    estimate = float(result.resample(r[None, :])[0])
+    if _is_binary(result, spec):
+        w = wilson_interval(int(result.per_sample[r].sum()), r.size, options.confidence)
+        return Interval(estimate, w.low, w.high, w.confidence, w.method)
+    if spec.mean_of_samples and result.resampler is None:
+        if r.size < 2:
+            return Interval(estimate, float("nan"), float("nan"), options.confidence, "none")
+        t = paired_t_interval(result.per_sample[r], options.confidence)
+        return Interval(estimate, t.low, t.high, t.confidence, "t")
+    reps = bootstrap_distribution(
+        result.resample, result.per_sample.size, options.resamples, options.rng(), r
+    )
+    accel = jackknife_acceleration(result.resample, r)
+    return bca_interval(
+        reps, estimate, options.confidence, acceleration=accel, method=options.bootstrap
+    )
+
+
+def compare(
+    base: MetricResult,
+    cand: MetricResult,
+    spec: MetricSpec,
+    options: StatsOptions,
+    rows: npt.NDArray[np.intp] | None = None,
+) -> Comparison:
+    """Compare candidate with base on the same samples (already aligned by id).
+
+    ``rows`` restricts the comparison to a subset (a slice); indices refer to both results.
+    """
+    n_all = base.per_sample.size
+    if cand.per_sample.size != n_all:
+        raise HeldoutError(
+            f"{spec.name}: base has {n_all} samples, candidate {cand.per_sample.size}; "
+            "align them by id first (heldout.stats.align_ids)"
+        )
+    r = _rows(n_all, rows)
+    n = int(r.size)
+    if n == 0:
+        raise HeldoutError(f"{spec.name}: no samples to compare")
+    b_int = score_interval(base, spec, options, r)
+    c_int = score_interval(cand, spec, options, r)
+    observed = c_int.estimate - b_int.estimate
+    common = {
+        "metric": spec.name,
+        "n": n,
+        "higher_is_better": spec.higher_is_better,
+        "base": b_int,
+        "candidate": c_int,
+        "seed": options.seed,
+    }
+    if _is_binary(base, spec) and _is_binary(cand, spec):
+        b, c = base.per_sample[r] == 1.0, cand.per_sample[r] == 1.0
+        mc = mcnemar_exact(b, c)
+        delta = paired_proportion_interval(mc.fixed, mc.broken, n, options.confidence)
+        return Comparison(
+            **common,  # type: ignore[arg-type]
+            delta=delta,
+            p_value=mc.p_value,
+            test="mcnemar-exact",
+            fixed=mc.fixed,
+            broken=mc.broken,
+        )
+    if spec.mean_of_samples and base.resampler is None and cand.resampler is None:
+        diff = cand.per_sample[r] - base.per_sample[r]
+        if n < 2:
+            delta = Interval(observed, float("nan"), float("nan"), options.confidence, "none")
+        else:
+            delta = paired_t_interval(diff, options.confidence)
+        p = sign_flip_test(diff, options.resamples, options.rng())
+        return Comparison(
+            **common,  # type: ignore[arg-type]
+            delta=delta,
+            p_value=p,
+            test="sign-flip-permutation",
+            resamples=options.resamples,
+        )
+
+    def stat(idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        return cand.resample(idx) - base.resample(idx)
+
+    reps = bootstrap_distribution(stat, n_all, options.resamples, options.rng(), r)
+    accel = jackknife_acceleration(stat, r)
+    delta = bca_interval(
+        reps, observed, options.confidence, acceleration=accel, method=options.bootstrap
+    )
+    finite = reps[np.isfinite(reps)]
+    p = 1.0
+    if finite.size:
+        tail = min(float(np.mean(finite <= 0)), float(np.mean(finite >= 0)))
+        p = min(1.0, 2 * tail)
+    return Comparison(
+        **common,  # type: ignore[arg-type]
+        delta=delta,
+        p_value=max(p, 1 / (options.resamples + 1)),
+        test="paired-bootstrap",
+        resamples=options.resamples,
+    )
+
+
+def bootstrap_mean_delta(
+    base: npt.NDArray[np.float64],
+    cand: npt.NDArray[np.float64],
+    options: StatsOptions,
+) -> Interval:
+    """Paired bootstrap interval of mean(cand) − mean(base) (percentile or BCa).
+
+    Binary scores are resampled through the multinomial of the four outcome cells
+    (both right, fixed, broken, both wrong), which is the same distribution as resampling
+    indices and costs nothing in n: 10,000 resamples of 100,000 pairs take milliseconds.
+    """
+    n = base.size
+    diff = cand - base
+    observed = float(diff.mean())
+    rng = options.rng()
+    binary = bool(np.all((base == 0) | (base == 1)) and np.all((cand == 0) | (cand == 1)))
+    if binary:
+        fixed = int(np.sum((base == 0) & (cand == 1)))
+        broken = int(np.sum((base == 1) & (cand == 0)))
+        counts = rng.multinomial(
+            n, [fixed / n, broken / n, 1 - (fixed + broken) / n], size=options.resamples
+        )
+        reps = (counts[:, 0] - counts[:, 1]) / n
+    else:
+        reps = bootstrap_distribution(lambda idx: diff[idx].mean(axis=1), n, options.resamples, rng)
+    return bca_interval(
+        reps.astype(np.float64),
+        observed,
+        options.confidence,
+        acceleration=mean_acceleration(diff),
+        method=options.bootstrap,
+    )
