@@ -134,3 +134,18 @@ def test_metrics_listing(tmp_path: Path) -> None:
 def test_usage_error_is_exit_2(tmp_path: Path) -> None:
     r = run("plan", "validate", "--no-such-flag", cwd=tmp_path)
     assert r.returncode == 2
+
+
+def test_power_command(tmp_path: Path) -> None:
+    r = run("power", "--base-rate", "0.7", "--lift", "0.1", "--discordance", "0.2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "(exact; power" in r.stdout
+    r = run("power", "--base-rate", "0.72", "--n", "300", cwd=tmp_path)
+    assert r.returncode == 0
+    assert "smallest lift 300 samples detect" in r.stdout
+    run("init", cwd=tmp_path)
+    r = run("plan", "validate", cwd=tmp_path)
+    assert "12 gold samples cannot detect any lift" in r.stderr
+    r = run("power", cwd=tmp_path)
+    assert r.returncode == 0
+    assert "paired samples to detect +0.05 over 0.72" in r.stdout

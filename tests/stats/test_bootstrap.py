@@ -172,3 +172,35 @@ def test_same_seed_same_interval() -> None:
     two = compare(b, c, spec, StatsOptions(resamples=2000, seed=5))
     assert one == two
     assert one.seed == 5
+
+
+def test_slices_worst_first_and_tiny_flagged() -> None:
+    from heldout.stats import compare_slices
+
+    spec = get_metric("accuracy")
+    y = ["a"] * 50
+    base = spec(y, ["a"] * 50)
+    cand = spec(y, ["a"] * 20 + ["b"] * 15 + ["a"] * 15)
+    meta = [{"lang": "en"}] * 20 + [{"lang": "fr"}] * 25 + [{"lang": "de"}] * 5
+    out = compare_slices(meta, ["lang"], base, cand, spec, StatsOptions(), min_size=10)
+    assert [(s.value, s.comparison.n, s.tiny) for s in out] == [
+        ("fr", 25, False),
+        ("de", 5, True),
+        ("en", 20, False),
+    ]
+    assert out[0].comparison.delta.estimate == pytest.approx(-15 / 25)
+
+
+def test_reference_ceiling() -> None:
+    from heldout.stats import reference_ceiling
+
+    spec = get_metric("accuracy")
+    y = ["a"] * 200
+    base = spec(y, ["a"] * 100 + ["b"] * 100)  # 0.5
+    cand = spec(y, ["a"] * 160 + ["b"] * 40)  # 0.8
+    ref = spec(y, ["a"] * 180 + ["b"] * 20)  # 0.9
+    ceiling = reference_ceiling(base, cand, ref, spec, StatsOptions(resamples=2000))
+    assert ceiling.share_of_reference.estimate == pytest.approx(0.8 / 0.9)
+    assert ceiling.gap_closed.estimate == pytest.approx(0.3 / 0.4)
+    assert ceiling.gap_closed.low < 0.75 < ceiling.gap_closed.high
+    assert ceiling.gap_is_real

@@ -90,6 +90,37 @@ def plan_validate(
     loaded = _guard(lambda: load_plan(plan, check_data=data))
     n = f", gold set {len(loaded.samples)} samples" if data else ""
     out.print(f"[green]ok[/] {plan}: plan '{loaded.plan.name}' is valid{n}")
+    if data:
+        _power_warning(loaded)
+
+
+def _power_warning(loaded: Any) -> None:
+    """Warn (never fail) when the gold set cannot detect the pre-registered lift."""
+    from heldout.errors import HeldoutError as _Err
+    from heldout.metrics import get_metric
+    from heldout.stats import detectable_lift, samples_needed
+
+    p = loaded.plan
+    spec = get_metric(p.primary_metric)
+    if spec.bounds != (0.0, 1.0) or not spec.higher_is_better:
+        return
+    try:
+        need = samples_needed(
+            p.baseline, p.min_detectable_lift, alpha=1 - p.stats.confidence, power=p.stats.power
+        )
+        can = detectable_lift(
+            len(loaded.samples), p.baseline, alpha=1 - p.stats.confidence, power=p.stats.power
+        )
+    except _Err:
+        return
+    if len(loaded.samples) < need.n:
+        detects = f"detect a lift of {can:.3f}" if can != float("inf") else "cannot detect any lift"
+        err.print(
+            f"[yellow]warning:[/] {len(loaded.samples)} gold samples {detects} at "
+            f"{p.stats.power:.0%} power; {need.n:,} are needed for the planned "
+            f"{p.min_detectable_lift} (assuming independent errors; see 'heldout power')",
+            highlight=False,
+        )
 
 
 @plan_app.command("lock")
@@ -156,6 +187,67 @@ def list_metrics(
             "higher" if spec.higher_is_better else "lower",
             spec.description,
         )
+    out.print(table)
+
+
+@app.command()
+def power(
+    base_rate: Annotated[
+        float | None, typer.Option(help="Base model's score (default: the plan's baseline).")
+    ] = None,
+    lift: Annotated[
+        float | None,
+        typer.Option(help="Lift to detect (default: the plan's min_detectable_lift)."),
+    ] = None,
+    n: Annotated[
+        int | None, typer.Option(help="Gold-set size: report the lift this n can detect.")
+    ] = None,
+    discordance: Annotated[
+        float | None,
+        typer.Option(help="Share of samples where the models disagree (default: independent)."),
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="Two-sided level (1 − confidence).")] = None,
+    target: Annotated[float | None, typer.Option("--power", help="Target power.")] = None,
+    plan: PlanOpt = DEFAULT_PLAN,
+) -> None:
+    """How many paired samples detect a lift, or what lift a gold set of n can detect."""
+    from heldout.stats import detectable_lift, power_of, samples_needed
+
+    if base_rate is None or (lift is None and n is None):
+        from heldout.plan import load_plan
+
+        loaded = _guard(lambda: load_plan(plan))
+        p = loaded.plan
+        base_rate = p.baseline if base_rate is None else base_rate
+        if lift is None and n is None:
+            lift, n = p.min_detectable_lift, len(loaded.samples)
+        alpha = 1 - p.stats.confidence if alpha is None else alpha
+        target = p.stats.power if target is None else target
+    a = 0.05 if alpha is None else alpha
+    pw = 0.8 if target is None else target
+    table = Table("question", "answer")
+    if lift is not None:
+        r = _guard(
+            lambda: samples_needed(base_rate, lift, alpha=a, power=pw, discordance=discordance)
+        )
+        table.add_row(
+            f"paired samples to detect +{lift} over {base_rate} at {pw:.0%} power",
+            f"{r.n:,} ({r.method}; power {r.power:.3f})",
+        )
+        table.add_row(
+            "assumed discordance (share of samples the models disagree on)", f"{r.discordance:.3f}"
+        )
+    if n is not None:
+        d = _guard(
+            lambda: detectable_lift(n, base_rate, alpha=a, power=pw, discordance=discordance)
+        )
+        table.add_row(
+            f"smallest lift {n:,} samples detect at {pw:.0%} power",
+            f"{d:.4f}" if d != float("inf") else "none: too few samples",
+        )
+        if lift is not None:
+            got = _guard(lambda: power_of(n, base_rate, lift, alpha=a, discordance=discordance))
+            table.add_row(f"power of {n:,} samples for +{lift}", f"{got:.3f}")
     out.print(table)
 
 

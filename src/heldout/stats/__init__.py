@@ -30,13 +30,16 @@ from heldout.stats._intervals import (
 )
 from heldout.stats._permutation import sign_flip_test
 from heldout.stats._power import PowerResult, detectable_lift, power_of, samples_needed
+from heldout.stats._slices import Ceiling, SliceComparison, compare_slices, reference_ceiling
 
 __all__ = [
+    "Ceiling",
     "Comparison",
     "Interval",
     "McNemar",
     "PowerResult",
     "ReliabilityBin",
+    "SliceComparison",
     "StatsOptions",
     "align_ids",
     "bca_interval",
@@ -44,6 +47,7 @@ __all__ = [
     "bootstrap_mean_delta",
     "brier_score",
     "compare",
+    "compare_slices",
     "detectable_lift",
     "ece",
     "ece_change",
@@ -52,6 +56,7 @@ __all__ = [
     "paired_proportion_interval",
     "paired_t_interval",
     "power_of",
+    "reference_ceiling",
     "reliability",
     "samples_needed",
     "score_interval",

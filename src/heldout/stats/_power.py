@@ -2,14 +2,18 @@
 
 Gold-set comparisons are paired, so the sample size depends on how often the two models
 disagree (the discordant share ψ = P(fixed) + P(broken)), not only on the two accuracies.
-Connor (1987) gives, for a two-sided test at level α with power 1 − β and lift δ:
+The decision heldout makes is "the score interval of the paired difference excludes 0 on the
+good side", which is exactly the asymptotic McNemar test (the Tango interval excludes 0 iff
+|fixed − broken| / √(fixed + broken) > z). Its power is computed *exactly* here, summing the
+multinomial probabilities of (fixed, broken) over the rejection region, for n ≤ 4000; above
+that Connor's (1987) normal approximation is used,
 
-    n = (z_{α/2} √ψ + z_β √(ψ − δ²))² / δ²
+    n = (z_{α/2} √ψ + z_β √(ψ − δ²))² / δ²,
 
-Before a run ψ is unknown; by default it is taken as if the models erred independently,
-ψ = p(1 − q) + q(1 − p) with q = p + δ. Fine-tunes of one base model usually agree more than
-that, so the default errs on the side of more samples; pass the discordance measured on a
-pilot run (or a previous iteration) to be exact.
+which is also the starting point of the exact search. Before a run ψ is unknown; by default it
+is taken as if the models erred independently, ψ = p(1 − q) + q(1 − p) with q = p + δ.
+Fine-tunes of one base model usually agree more than that, so the default errs on the side of
+more samples; pass the discordance measured on a pilot run to be exact.
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import optimize
 from scipy import stats as sps
+from scipy.special import gammaln
 
 from heldout.errors import HeldoutError
 
-__all__ = ["PowerResult", "detectable_lift", "power_of", "samples_needed"]
+__all__ = ["EXACT_MAX_N", "PowerResult", "detectable_lift", "power_of", "samples_needed"]
+
+EXACT_MAX_N = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,7 @@ class PowerResult:
     power: float
     alpha: float
     discordance: float
+    method: str
 
 
 def _discordance(p: float, lift: float, discordance: float | None) -> float:
@@ -57,6 +66,60 @@ def _check(p: float, lift: float, alpha: float, power: float) -> None:
         raise HeldoutError("alpha and power must be in (0, 1)")
 
 
+def _connor_n(psi: float, lift: float, alpha: float, power: float) -> float:
+    za = sps.norm.isf(alpha / 2)
+    zb = sps.norm.ppf(power)
+    return float((za * math.sqrt(psi) + zb * math.sqrt(max(psi - lift * lift, 0.0))) ** 2 / lift**2)
+
+
+def _connor_power(n: int, psi: float, lift: float, alpha: float) -> float:
+    za = sps.norm.isf(alpha / 2)
+    rest = math.sqrt(max(psi - lift * lift, 1e-12))
+    return float(sps.norm.cdf((lift * math.sqrt(n) - za * math.sqrt(psi)) / rest))
+
+
+def _exact_power(n: int, psi: float, lift: float, alpha: float) -> float:
+    """P(fixed − broken > z √(fixed + broken)) under Multinomial(n; p_fixed, p_broken, rest)."""
+    p_fixed, p_broken = (psi + lift) / 2, (psi - lift) / 2
+    rest = 1.0 - psi
+    z = sps.norm.isf(alpha / 2)
+    f = np.arange(n + 1)[:, None]
+    b = np.arange(n + 1)[None, :]
+    valid = f + b <= n
+    reject = valid & (f - b > z * np.sqrt(np.maximum(f + b, 1)))
+    if not reject.any():
+        return 0.0
+    ff, bb = np.broadcast_to(f, reject.shape)[reject], np.broadcast_to(b, reject.shape)[reject]
+    with np.errstate(divide="ignore"):
+        logp = (
+            gammaln(n + 1)
+            - gammaln(ff + 1)
+            - gammaln(bb + 1)
+            - gammaln(n - ff - bb + 1)
+            + ff * np.log(p_fixed)
+            + bb * np.log(p_broken if p_broken > 0 else 1e-300)
+            + (n - ff - bb) * np.log(rest if rest > 0 else 1e-300)
+        )
+    if p_broken == 0:
+        logp = np.where(bb > 0, -np.inf, logp)
+    if rest == 0:
+        logp = np.where(n - ff - bb > 0, -np.inf, logp)
+    return float(min(1.0, np.exp(logp).sum()))
+
+
+def power_of(
+    n: int, base_rate: float, lift: float, *, alpha: float = 0.05, discordance: float | None = None
+) -> float:
+    """Probability that ``n`` paired samples show a lift (interval excludes 0 on the good side)."""
+    _check(base_rate, lift, alpha, 0.5)
+    if n < 1:
+        raise HeldoutError("n must be ≥ 1")
+    psi = _discordance(base_rate, lift, discordance)
+    if n <= EXACT_MAX_N:
+        return _exact_power(n, psi, lift, alpha)
+    return _connor_power(n, psi, lift, alpha)
+
+
 def samples_needed(
     base_rate: float,
     lift: float,
@@ -65,24 +128,25 @@ def samples_needed(
     power: float = 0.8,
     discordance: float | None = None,
 ) -> PowerResult:
-    """Paired samples needed to detect ``lift`` over ``base_rate`` (two-sided ``alpha``)."""
+    """Smallest paired n whose power to detect ``lift`` over ``base_rate`` reaches ``power``."""
     _check(base_rate, lift, alpha, power)
     psi = _discordance(base_rate, lift, discordance)
-    za = sps.norm.ppf(1 - alpha / 2)
-    zb = sps.norm.ppf(power)
-    n = (za * math.sqrt(psi) + zb * math.sqrt(max(psi - lift * lift, 0.0))) ** 2 / lift**2
-    return PowerResult(base_rate, lift, math.ceil(n), power, alpha, psi)
-
-
-def power_of(
-    n: int, base_rate: float, lift: float, *, alpha: float = 0.05, discordance: float | None = None
-) -> float:
-    """Power of a paired test with ``n`` samples to detect ``lift`` (Connor's approximation)."""
-    _check(base_rate, lift, alpha, 0.5)
-    psi = _discordance(base_rate, lift, discordance)
-    za = sps.norm.ppf(1 - alpha / 2)
-    rest = math.sqrt(max(psi - lift * lift, 1e-12))
-    return float(sps.norm.cdf((lift * math.sqrt(n) - za * math.sqrt(psi)) / rest))
+    approx = max(2, math.ceil(_connor_n(psi, lift, alpha, power)))
+    if approx > EXACT_MAX_N:
+        got = _connor_power(approx, psi, lift, alpha)
+        return PowerResult(base_rate, lift, approx, got, alpha, psi, "connor-approximation")
+    lo, hi = max(1, approx // 2), approx
+    while _exact_power(hi, psi, lift, alpha) < power:
+        lo, hi = hi, hi * 2
+        if hi > 4 * EXACT_MAX_N:
+            raise HeldoutError("power target not reachable within 16,000 samples")
+    while lo + 1 < hi:  # power is close to monotone in n; bisection then a local check
+        mid = (lo + hi) // 2
+        if _exact_power(mid, psi, lift, alpha) >= power:
+            hi = mid
+        else:
+            lo = mid
+    return PowerResult(base_rate, lift, hi, _exact_power(hi, psi, lift, alpha), alpha, psi, "exact")
 
 
 def detectable_lift(
@@ -93,7 +157,10 @@ def detectable_lift(
     power: float = 0.8,
     discordance: float | None = None,
 ) -> float:
-    """Smallest lift over ``base_rate`` that ``n`` paired samples detect with ``power``."""
+    """Smallest lift over ``base_rate`` that ``n`` paired samples detect with ``power``.
+
+    Returns ``inf`` when even the largest possible lift is not detectable.
+    """
     if n < 1:
         raise HeldoutError("n must be ≥ 1")
     top = 1.0 - base_rate
@@ -106,4 +173,4 @@ def detectable_lift(
 
     if gap(top) < 0:
         return float("inf")
-    return float(optimize.brentq(gap, 1e-9, top, xtol=1e-7))
+    return float(optimize.brentq(gap, 1e-6, top, xtol=1e-6))
