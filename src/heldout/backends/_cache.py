@@ -1,0 +1,76 @@
+"""SQLite response cache: a rerun makes zero calls, an interrupted run resumes.
+
+Keys hash everything that determines an output: the backend identity (backend, model,
+adapter, sampling parameters) and the rendered prompt (plus requested label choices). Every
+successful response is committed as it arrives (WAL mode), so a Ctrl-C or ``kill -9`` loses
+nothing that finished. Failures are not cached: a rerun retries them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from heldout.backends._base import Generation, Request
+
+__all__ = ["ResponseCache", "cache_key"]
+
+
+def cache_key(identity: Mapping[str, Any], request: Request) -> str:
+    payload = {"identity": identity, "prompt": request.prompt, "choices": request.choices}
+    raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ResponseCache:
+    """A persistent map from cache key to :class:`Generation`."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS responses ("
+            "key TEXT PRIMARY KEY, sample_id TEXT, generation TEXT NOT NULL, created REAL)"
+        )
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
+        out: dict[str, Generation] = {}
+        keys = list(keys)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT key, generation FROM responses WHERE key IN ({marks})",
+                chunk,
+            )
+            for key, blob in rows:
+                gen = Generation.from_json(json.loads(blob))
+                gen.cached = True
+                out[key] = gen
+        return out
+
+    def put(self, key: str, generation: Generation) -> None:
+        """Store one successful generation, committed immediately."""
+        if not generation.ok:
+            return
+        data = generation.to_json()
+        data["cached"] = False
+        self._db.execute(
+            "INSERT OR REPLACE INTO responses (key, sample_id, generation, created) "
+            "VALUES (?, ?, ?, ?)",
+            (key, generation.sample_id, json.dumps(data, ensure_ascii=False), time.time()),
+        )
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()

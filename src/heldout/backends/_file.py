@@ -1,0 +1,145 @@
+"""Precomputed predictions keyed by sample id, including the outputs of lm-evaluation-harness
+(``samples_*.jsonl`` from ``--log_samples``) and Inspect AI logs (``.eval`` zip or ``.json``).
+
+Formats read (each checked against the projects' documented layouts):
+
+- ``jsonl`` / ``csv`` / ``parquet``: one row per sample with ``id_field`` and ``output_field``;
+- ``lm-eval``: one JSON object per line with ``doc_id``, ``doc``, ``resps`` and
+  ``filtered_resps``; the id is ``doc_id`` (or ``doc.<id_field>`` when ``id_field`` names a
+  field of ``doc``), the output the first filtered response;
+- ``inspect``: an EvalLog with ``samples`` (each ``id``, ``epoch``, ``output.completion`` or
+  ``output.choices[0].message.content``), as ``.json`` or as an ``.eval`` zip holding
+  ``samples/<id>_epoch_<n>.json``. Only epoch 1 is used.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from heldout.backends._base import Generation, OnResult, Request
+from heldout.data import iter_records
+from heldout.errors import DataError, Problem
+from heldout.plan import FileModel
+
+__all__ = ["FileBackend", "read_predictions"]
+
+
+def _text_of(value: Any) -> str | None:
+    while isinstance(value, list) and value:
+        value = value[0]
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _inspect_output(sample: dict[str, Any]) -> str | None:
+    output = sample.get("output") or {}
+    if isinstance(output.get("completion"), str) and output["completion"]:
+        return str(output["completion"])
+    choices = output.get("choices") or []
+    if choices:
+        content = (choices[0].get("message") or {}).get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return None
+
+
+def _iter_inspect(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    if path.suffix == ".eval":
+        with zipfile.ZipFile(path) as zf:
+            for name in sorted(zf.namelist()):
+                if name.startswith("samples/") and name.endswith(".json"):
+                    yield f"{path}!{name}", json.loads(zf.read(name))
+        return
+    log = json.loads(path.read_text(encoding="utf-8"))
+    for i, sample in enumerate(log.get("samples") or []):
+        yield f"{path}:samples[{i}]", sample
+
+
+def read_predictions(spec: FileModel, path: Path) -> dict[str, str]:
+    """Outputs by sample id; every unreadable row and duplicate id is reported together."""
+    fmt: str = spec.format
+    if fmt == "auto":
+        if path.suffix == ".eval" or (path.suffix == ".json" and path.is_file()):
+            fmt = "inspect"
+        elif path.name.startswith("samples_") and path.suffix == ".jsonl":
+            fmt = "lm-eval"
+        else:
+            fmt = {".csv": "csv", ".parquet": "parquet"}.get(path.suffix, "jsonl")
+    if not path.is_file():
+        raise DataError([Problem(str(path), "predictions file not found")])
+    problems: list[Problem] = []
+    out: dict[str, str] = {}
+
+    def add(where: str, sid: Any, text: str | None) -> None:
+        if sid is None or isinstance(sid, bool) or not isinstance(sid, str | int):
+            problems.append(Problem(where, f"no usable sample id (got {sid!r})"))
+        elif text is None:
+            problems.append(Problem(where, f"no output text for sample {sid!r}"))
+        elif str(sid) in out:
+            problems.append(Problem(where, f"duplicate id {sid!r}"))
+        else:
+            out[str(sid)] = text
+
+    if fmt == "inspect":
+        for where, sample in _iter_inspect(path):
+            if sample.get("epoch", 1) != 1:
+                continue
+            add(where, sample.get("id"), _inspect_output(sample))
+    else:
+        for where, rec in iter_records(
+            path.with_suffix(".jsonl") if fmt == "lm-eval" and path.suffix != ".jsonl" else path
+        ):
+            if isinstance(rec, Problem):
+                problems.append(rec)
+                continue
+            if fmt == "lm-eval":
+                doc = rec.get("doc") or {}
+                sid = doc.get(spec.id_field) if spec.id_field in doc else rec.get("doc_id")
+                add(where, sid, _text_of(rec.get("filtered_resps", rec.get("resps"))))
+            else:
+                value = rec.get(spec.output_field)
+                add(where, rec.get(spec.id_field), value if isinstance(value, str) else None)
+    if problems:
+        raise DataError(problems[:50], source=str(path), more=max(0, len(problems) - 50))
+    return out
+
+
+class FileBackend:
+    """Serves precomputed outputs; a sample with no prediction fails with a clear error."""
+
+    def __init__(self, spec: FileModel, *, root: Path) -> None:
+        self.spec = spec
+        self.path = (root / spec.path).resolve()
+        self._outputs: dict[str, str] | None = None
+
+    def identity(self) -> dict[str, Any]:
+        from heldout.plan import sha256_file
+
+        digest = sha256_file(self.path) if self.path.is_file() else None
+        return {"backend": "file", "path": str(self.path), "sha256": digest}
+
+    async def generate(self, requests: Sequence[Request], on_result: OnResult) -> None:
+        if self._outputs is None:
+            self._outputs = read_predictions(self.spec, self.path)
+        for req in requests:
+            text = self._outputs.get(req.sample_id)
+            if text is None:
+                on_result(
+                    Generation(
+                        req.sample_id,
+                        None,
+                        f"no prediction for sample {req.sample_id!r} in {self.path}",
+                    )
+                )
+            else:
+                on_result(Generation(req.sample_id, text))
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,231 @@
+"""Local transformers models with an optional PEFT adapter (``pip install 'heldout[hf]'``).
+
+Batched generation with left padding (greedy when temperature is 0), the tokenizer's chat
+template when it has one, and per-label log-probabilities for classification (the summed
+token log-probabilities of each label continuation, used for calibration).
+
+The adapter trap (lm-evaluation-harness issues #808 and #511): an adapter can load without
+changing anything, e.g. when its target modules do not exist in the model or its weights are
+zero. Here the adapter's effect is measured on a probe input, with the adapter enabled and
+disabled; no change is an error, and the measured difference goes into the run record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from heldout.backends._base import Generation, OnResult, Request
+from heldout.errors import HeldoutError, MissingDependencyError
+from heldout.plan import HFModel
+
+__all__ = ["HFBackend", "directory_fingerprint"]
+
+
+def directory_fingerprint(path: Path, *, hash_contents: bool) -> str:
+    """sha256 over file names and contents (adapters) or names, sizes and mtimes (models)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        digest.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+        if hash_contents:
+            with f.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+        else:
+            st = f.stat()
+            digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+class HFBackend:
+    """Generates with a local causal LM (+ optional LoRA adapter)."""
+
+    def __init__(self, spec: HFModel, *, root: Path) -> None:
+        try:
+            import torch
+            import transformers
+        except ImportError:
+            raise MissingDependencyError("torch and transformers", "hf") from None
+        self.spec = spec
+        self._torch = torch
+        local = (root / spec.model).resolve()
+        self.model_path = local if local.exists() else Path(spec.model)
+        if not local.exists():
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.adapter_path = (root / spec.adapter).resolve() if spec.adapter else None
+        if self.adapter_path is not None and not self.adapter_path.is_dir():
+            raise HeldoutError(
+                f"models: adapter folder not found: {self.adapter_path} (the adapter path is "
+                "relative to the plan's folder)"
+            )
+        self.device = self._pick_device(spec.device)
+        dtype = {
+            "auto": None,
+            "float32": torch.float32,
+            "float16": torch.float16,
+            "bfloat16": torch.bfloat16,
+        }[spec.dtype]
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.model_path))
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        kwargs: dict[str, Any] = {}
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        model: Any = transformers.AutoModelForCausalLM.from_pretrained(
+            str(self.model_path), **kwargs
+        )
+        self.record: dict[str, Any] = {"model": str(self.model_path), "device": self.device}
+        if self.adapter_path is not None:
+            try:
+                import peft
+            except ImportError:
+                raise MissingDependencyError("peft", "hf") from None
+            model = peft.PeftModel.from_pretrained(model, str(self.adapter_path))
+        self.model = model.to(self.device).eval()
+        if self.adapter_path is not None:
+            self.record.update(self._verify_adapter())
+
+    def _pick_device(self, wanted: str) -> str:
+        if wanted != "auto":
+            return wanted
+        if self._torch.cuda.is_available():
+            return "cuda"
+        return "cpu"
+
+    def _verify_adapter(self) -> dict[str, Any]:
+        torch = self._torch
+        probe = self.tokenizer(["heldout adapter probe: the quick brown fox"], return_tensors="pt")
+        probe = probe.to(self.device)
+        with torch.inference_mode():
+            with_adapter = self.model(**probe).logits
+            with self.model.disable_adapter():
+                without = self.model(**probe).logits
+        diff = float((with_adapter - without).abs().max())
+        if not diff > 0:
+            raise HeldoutError(
+                f"the adapter at {self.adapter_path} loaded but does not change the model's "
+                "outputs (max logit difference 0): its target modules may not exist in this "
+                "model, or its weights are zero. Check the adapter's target_modules and that "
+                "training saved its weights."
+            )
+        return {
+            "adapter": str(self.adapter_path),
+            "adapter_applied": True,
+            "adapter_max_logit_change": diff,
+        }
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "backend": "hf",
+            "model": str(self.model_path),
+            "model_fingerprint": directory_fingerprint(self.model_path, hash_contents=False)
+            if self.model_path.exists()
+            else None,
+            "adapter": str(self.adapter_path) if self.adapter_path else None,
+            "adapter_sha256": directory_fingerprint(self.adapter_path, hash_contents=True)
+            if self.adapter_path
+            else None,
+            "dtype": self.spec.dtype,
+            "params": self.spec.params.model_dump(mode="json"),
+        }
+
+    def _format(self, prompt: str) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return str(
+                self.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": prompt}],
+                    tokenize=False,
+                    add_generation_prompt=True,
+                )
+            )
+        return prompt
+
+    def generate_texts(self, prompts: Sequence[str]) -> list[str]:
+        """Generate for ``prompts`` in one padded batch; returns the new text only."""
+        torch = self._torch
+        p = self.spec.params
+        enc = self.tokenizer(
+            [self._format(x) for x in prompts], return_tensors="pt", padding=True
+        ).to(self.device)
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": p.max_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "do_sample": p.temperature > 0,
+        }
+        if p.temperature > 0:
+            gen_kwargs.update(temperature=p.temperature, top_p=p.top_p)
+            if p.seed is not None:
+                torch.manual_seed(p.seed)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **gen_kwargs)
+        new = out[:, enc["input_ids"].shape[1] :]
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return [self._cut(t) for t in texts]
+
+    def _cut(self, text: str) -> str:
+        for stop in self.spec.params.stop:
+            pos = text.find(stop)
+            if pos >= 0:
+                text = text[:pos]
+        return text
+
+    def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> dict[str, float]:
+        """log P(choice | prompt) for each choice: summed token log-probabilities."""
+        torch = self._torch
+        context = self._format(prompt)
+        ctx_ids = self.tokenizer(context, add_special_tokens=True)["input_ids"]
+        seqs, spans = [], []
+        for choice in choices:
+            full = self.tokenizer(context + choice, add_special_tokens=True)["input_ids"]
+            # tokens after the shared prefix belong to the choice
+            k = 0
+            while k < min(len(ctx_ids), len(full)) and ctx_ids[k] == full[k]:
+                k += 1
+            seqs.append(full)
+            spans.append((k, len(full)))
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=self.device)
+        mask = torch.tensor(
+            [[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device
+        )
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits, dim=-1)
+        out: dict[str, float] = {}
+        for row, (choice, (start, end)) in enumerate(zip(choices, spans, strict=True)):
+            offset = width - len(seqs[row])
+            total = 0.0
+            for pos in range(start, end):
+                token = seqs[row][pos]
+                total += float(logp[row, offset + pos - 1, token])
+            out[choice] = total
+        return out
+
+    async def generate(self, requests: Sequence[Request], on_result: OnResult) -> None:
+        import time
+
+        size = self.spec.batch_size
+        for start in range(0, len(requests), size):
+            batch = list(requests[start : start + size])
+            t0 = time.perf_counter()
+            try:
+                texts = self.generate_texts([r.prompt for r in batch])
+                lps = [
+                    self.choice_logprobs(r.prompt, r.choices) if r.choices else None for r in batch
+                ]
+            except Exception as exc:  # a model error fails this batch, recorded per sample
+                for r in batch:
+                    on_result(Generation(r.sample_id, None, f"{type(exc).__name__}: {exc}"))
+                continue
+            per = (time.perf_counter() - t0) / len(batch)
+            for r, text, lp in zip(batch, texts, lps, strict=True):
+                on_result(Generation(r.sample_id, text, latency_s=per, choice_logprobs=lp))
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,257 @@
+"""Any OpenAI-compatible server (vLLM, SGLang, TGI, Ollama, llama.cpp, OpenAI) over aiohttp.
+
+aiohttp was chosen by measurement (benchmarks/bench_openai.py): at concurrency 64 against a
+local server it keeps its connection pool busy where httpx's collapses. Requests run in a
+fixed pool of ``concurrency`` workers; transient failures (429, 5xx, timeouts, connection
+errors) are retried with exponential backoff and full jitter, never sooner than a
+``Retry-After`` header asks. Other 4xx answers fail at once with the server's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from heldout.backends._base import Generation, OnResult, Request
+from heldout.errors import HeldoutError, MissingDependencyError
+from heldout.plan import OpenAIModel
+
+__all__ = ["OpenAIBackend", "choice_logprobs_from_top"]
+
+RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+def choice_logprobs_from_top(top: dict[str, float], choices: Sequence[str]) -> dict[str, float]:
+    """Label log-probabilities from the first generated token's top log-probabilities.
+
+    A label gets the summed probability of the top tokens that begin it (case and surrounding
+    space ignored): " Pos" and "positive" both count for "positive". Labels no top token
+    begins get -inf: their probability is below what the server reported.
+    """
+    out: dict[str, float] = {}
+    for label in choices:
+        want = label.strip().casefold()
+        mass = sum(
+            math.exp(lp)
+            for tok, lp in top.items()
+            if tok.strip() and want.startswith(tok.strip().casefold())
+        )
+        out[label] = math.log(mass) if mass > 0 else -math.inf
+    return out
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class OpenAIBackend:
+    """Async client for the chat or completions endpoint of an OpenAI-compatible server."""
+
+    def __init__(
+        self,
+        spec: OpenAIModel,
+        *,
+        backoff_base_s: float = 0.5,
+        backoff_cap_s: float = 30.0,
+        seed: int = 0,
+    ) -> None:
+        try:
+            import aiohttp  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("aiohttp", "openai") from None
+        self.spec = spec
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self._jitter = random.Random(seed)
+        self._api_key: str | None = None
+        if spec.api_key_env:
+            key = os.environ.get(spec.api_key_env)
+            if not key:
+                raise HeldoutError(
+                    f"models: environment variable {spec.api_key_env} (api_key_env) is not set; "
+                    "export the API key there (it is never written to the plan or results)"
+                )
+            self._api_key = key
+        self._session: Any = None
+
+    def identity(self) -> dict[str, Any]:
+        s = self.spec
+        return {
+            "backend": "openai",
+            "base_url": s.base_url.rstrip("/"),
+            "model": s.model,
+            "endpoint": s.endpoint,
+            "params": s.params.model_dump(mode="json"),
+        }
+
+    def _url(self) -> str:
+        path = "chat/completions" if self.spec.endpoint == "chat" else "completions"
+        return f"{self.spec.base_url.rstrip('/')}/{path}"
+
+    def _body(self, req: Request) -> dict[str, Any]:
+        p = self.spec.params
+        body: dict[str, Any] = {
+            "model": self.spec.model,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "max_tokens": p.max_tokens,
+        }
+        if p.stop:
+            body["stop"] = p.stop
+        if p.seed is not None:
+            body["seed"] = p.seed
+        if self.spec.endpoint == "chat":
+            body["messages"] = [{"role": "user", "content": req.prompt}]
+            if req.choices:
+                body["logprobs"] = True
+                body["top_logprobs"] = 20
+        else:
+            body["prompt"] = req.prompt
+            if req.choices:
+                body["logprobs"] = 20
+        return body
+
+    def _parse(
+        self, req: Request, data: dict[str, Any], latency: float, attempts: int
+    ) -> Generation:
+        try:
+            choice = data["choices"][0]
+            chat = self.spec.endpoint == "chat"
+            text = choice["message"]["content"] if chat else choice["text"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise _Retryable(f"malformed response ({exc!r}): {str(data)[:200]}") from None
+        usage = data.get("usage") or {}
+        pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        cost = None
+        s = self.spec
+        if (
+            s.price_per_1k_input is not None
+            and s.price_per_1k_output is not None
+            and pt is not None
+        ):
+            cost = pt / 1000 * s.price_per_1k_input + (ct or 0) / 1000 * s.price_per_1k_output
+        lp = None
+        if req.choices:
+            top = self._top_logprobs(choice)
+            lp = choice_logprobs_from_top(top, req.choices) if top is not None else None
+        return Generation(
+            req.sample_id,
+            text if isinstance(text, str) else None,
+            None if isinstance(text, str) else "response has no text",
+            latency,
+            pt,
+            ct,
+            cost,
+            lp,
+            attempts,
+        )
+
+    def _top_logprobs(self, choice: dict[str, Any]) -> dict[str, float] | None:
+        logprobs = choice.get("logprobs")
+        if not logprobs:
+            return None
+        if self.spec.endpoint == "chat":
+            content = logprobs.get("content") or []
+            if not content:
+                return None
+            return {t["token"]: float(t["logprob"]) for t in content[0].get("top_logprobs", [])}
+        tops = logprobs.get("top_logprobs") or []
+        return {k: float(v) for k, v in tops[0].items()} if tops else None
+
+    async def _session_get(self) -> Any:
+        import aiohttp
+
+        if self._session is None:
+            headers = {"Content-Type": "application/json"}
+            if self._api_key:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            self._session = aiohttp.ClientSession(
+                headers=headers,
+                connector=aiohttp.TCPConnector(limit=self.spec.concurrency, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(total=self.spec.timeout_s),
+            )
+        return self._session
+
+    async def _one(self, req: Request) -> Generation:
+        import aiohttp
+
+        session = await self._session_get()
+        body = self._body(req)
+        url = self._url()
+        last = ""
+        attempts = 0
+        for attempt in range(self.spec.max_retries + 1):
+            attempts = attempt + 1
+            start = time.perf_counter()
+            try:
+                async with session.post(url, json=body) as resp:
+                    if resp.status == 200:
+                        data = await resp.json(content_type=None)
+                        return self._parse(req, data, time.perf_counter() - start, attempts)
+                    text = (await resp.text())[:300]
+                    if resp.status not in RETRY_STATUS:
+                        return Generation(
+                            req.sample_id,
+                            None,
+                            f"HTTP {resp.status} from {url}: {text}",
+                            time.perf_counter() - start,
+                            attempts=attempts,
+                        )
+                    raise _Retryable(
+                        f"HTTP {resp.status}: {text}", _retry_after(resp.headers.get("Retry-After"))
+                    )
+            except _Retryable as exc:
+                last, wait_at_least = str(exc), exc.retry_after
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                last, wait_at_least = f"{type(exc).__name__}: {exc}", None
+            if attempt == self.spec.max_retries:
+                break
+            backoff = self._jitter.uniform(
+                0, min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)
+            )
+            await asyncio.sleep(max(backoff, wait_at_least or 0.0))
+        return Generation(
+            req.sample_id,
+            None,
+            f"sample {req.sample_id!r}: giving up after {attempts} attempt(s) to {url}: {last}",
+            attempts=attempts,
+        )
+
+    async def generate(self, requests: Sequence[Request], on_result: OnResult) -> None:
+        queue: asyncio.Queue[Request] = asyncio.Queue()
+        for r in requests:
+            queue.put_nowait(r)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    req = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                on_result(await self._one(req))
+
+        n = min(self.spec.concurrency, max(1, len(requests)))
+        await asyncio.gather(*(worker() for _ in range(n)))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
