@@ -251,6 +251,88 @@ def power(
     out.print(table)
 
 
+@app.command("run")
+def run_cmd(
+    plan: PlanOpt = DEFAULT_PLAN,
+    allow_changed_plan: Annotated[
+        bool, typer.Option(help="Run even if the plan changed since its lock (recorded).")
+    ] = False,
+    cache: Annotated[bool, typer.Option(help="Use the response cache.")] = True,
+    refresh: Annotated[bool, typer.Option(help="Ignore cached responses (still stores).")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder to write.")] = None,
+    failed_as_wrong: Annotated[
+        bool, typer.Option(help="Score requests that failed after retries as wrong (reported).")
+    ] = False,
+) -> None:
+    """Generate, score, compare, gate and decide. Exit 0 only on success."""
+    from heldout.plan import check_lock, load_plan
+    from heldout.runner import RunOptions, run_plan
+
+    loaded = _guard(lambda: load_plan(plan))
+    status = _guard(lambda: check_lock(loaded, allow_changed=allow_changed_plan))
+    if status.overridden:
+        err.print("[yellow]warning:[/] the plan changed since its lock (--allow-changed-plan)")
+    options = RunOptions(
+        out_dir=out_dir, use_cache=cache, refresh=refresh, failed_as_wrong=failed_as_wrong
+    )
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.completed:>6,}/{task.total:<6,}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total)
+            progress.update(tasks[label], completed=done, total=total)
+
+        result, folder = _guard(lambda: run_plan(loaded, status, options, on_progress))
+    _print_summary(result)
+    out.print(f"results: {folder / 'results.json'}")
+    raise typer.Exit(result.verdict.exit_code)
+
+
+def _print_summary(result: Any) -> None:
+    table = Table(
+        "dataset", "metric", "base", "candidate", "delta [CI]", "test", title="comparisons"
+    )
+    for c in result.comparisons:
+        if c.against != "candidate":
+            continue
+
+        def num(x: float | None) -> str:
+            return "n/a" if x is None else f"{x:.4f}"
+
+        delta = c.delta
+        table.add_row(
+            c.dataset + (" *" if c.primary else ""),
+            c.metric,
+            num(c.base.estimate),
+            num(c.other.estimate),
+            f"{num(delta.estimate)} [{num(delta.low)}, {num(delta.high)}]",
+            c.test + (f" ({c.fixed}↑ {c.broken}↓)" if c.fixed is not None else ""),
+        )
+    out.print(table)
+    if result.gates:
+        gates = Table("guardrail", "status", "detail", title="guardrails (losses first)")
+        order = {"fail": 0, "unresolved": 1, "pass": 2}
+        for g in sorted(result.gates, key=lambda g: order[g.status]):
+            color = {"fail": "red", "unresolved": "yellow", "pass": "green"}[g.status]
+            gates.add_row(g.name, f"[{color}]{g.status}[/]", g.description)
+        out.print(gates)
+    for w in result.warnings + result.verdict.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    v = result.verdict
+    color = "green" if v.status == "success" else ("red" if v.status == "blocked" else "yellow")
+    out.print(f"[bold {color}]verdict: {v.status}[/]", highlight=False)
+    for reason in v.reasons:
+        out.print(f"  - {reason}", highlight=False)
+
+
 def _progress_iter(items: Iterator[T], label: str, progress: Progress) -> Iterator[T]:
     task = progress.add_task(label, total=None)
     for item in items:

@@ -169,6 +169,11 @@ class SuiteGuardrail(_Strict):
 
     suite: str = Field(description="Built-in suite name, or any name with 'data'.")
     data: str | None = Field(default=None, description="Custom suite file (gold-set format).")
+    metric: str = Field(
+        default="exact_match",
+        description="Metric scoring a custom suite (e.g. exact_match, accuracy, token_f1).",
+    )
+    template: str = Field(default="{input}", description="Prompt template for the suite.")
     max_drop: float = Field(ge=0.0, le=1.0, description="Largest tolerated drop (0.02 = 2 pts).")
     unresolved: Literal["inconclusive", "warn"] = Field(
         default="inconclusive",

@@ -1,0 +1,33 @@
+"""Versioned run results (``results.json``) and per-sample generations."""
+
+from heldout.results._model import (
+    SCHEMA_VERSION,
+    CeilingRecord,
+    ComparisonRecord,
+    DatasetRecord,
+    GateRecord,
+    IntervalRecord,
+    ModelRecord,
+    RunResult,
+    SliceRecord,
+    VerdictRecord,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CeilingRecord",
+    "ComparisonRecord",
+    "DatasetRecord",
+    "GateRecord",
+    "IntervalRecord",
+    "ModelRecord",
+    "RunResult",
+    "SliceRecord",
+    "VerdictRecord",
+    "result_json_schema",
+]
+
+
+def result_json_schema() -> dict[str, object]:
+    """JSON Schema of ``results.json``."""
+    return RunResult.model_json_schema()

@@ -1,0 +1,140 @@
+"""Versioned result models: the contract between running and reporting.
+
+``results.json`` holds a :class:`RunResult`; reports, comparisons across runs and the
+flywheel read it and never call a model. Missing values are ``None``, never strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CeilingRecord",
+    "ComparisonRecord",
+    "DatasetRecord",
+    "GateRecord",
+    "IntervalRecord",
+    "ModelRecord",
+    "RunResult",
+    "SliceRecord",
+    "VerdictRecord",
+]
+
+SCHEMA_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IntervalRecord(_Model):
+    estimate: float | None
+    low: float | None
+    high: float | None
+    confidence: float
+    method: str
+
+
+class ComparisonRecord(_Model):
+    """Candidate (or reference) vs base on one metric of one dataset, paired by sample."""
+
+    dataset: str
+    metric: str
+    against: Literal["candidate", "reference"] = "candidate"
+    n: int
+    higher_is_better: bool
+    base: IntervalRecord
+    other: IntervalRecord
+    delta: IntervalRecord
+    p_value: float
+    test: str
+    fixed: int | None = None
+    broken: int | None = None
+    primary: bool = False
+
+
+class SliceRecord(_Model):
+    field: str
+    value: str
+    tiny: bool
+    comparison: ComparisonRecord
+
+
+class GateRecord(_Model):
+    name: str
+    kind: Literal["suite", "calibration", "slice"]
+    status: Literal["pass", "fail", "unresolved"]
+    change: IntervalRecord
+    margin: float
+    n: int
+    fail_when: Literal["point", "ci"]
+    unresolved: Literal["inconclusive", "warn"]
+    samples_to_resolve: int | None = None
+    p_noninferiority: float | None = None
+    p_holm: float | None = None
+    detail: str = ""
+    description: str = ""
+
+
+class CeilingRecord(_Model):
+    share_of_reference: IntervalRecord
+    gap_closed: IntervalRecord
+    gap_is_real: bool
+
+
+class VerdictRecord(_Model):
+    status: Literal["success", "improved_but_short", "no_gain", "blocked", "inconclusive"]
+    reasons: list[str]
+    warnings: list[str]
+    exit_code: int
+
+
+class ModelRecord(_Model):
+    role: Literal["base", "candidate", "reference"]
+    identity: dict[str, Any]
+    record: dict[str, Any] = Field(default_factory=dict)
+    requests: int = 0
+    cached: int = 0
+    failed: int = 0
+    latency_s_mean: float | None = None
+    cost: float | None = None
+
+
+class DatasetRecord(_Model):
+    name: str
+    path: str
+    sha256: str
+    n: int
+    metric: str
+
+
+class RunResult(_Model):
+    """Everything a run decided and why; re-renderable without calling any model."""
+
+    schema_version: int = SCHEMA_VERSION
+    heldout_version: str
+    run_id: str
+    created_at: str
+    plan_name: str
+    plan_path: str
+    plan_sha256: str
+    lock: dict[str, Any]
+    git_revision: str | None = None
+    primary_metric: str
+    baseline: float
+    success_threshold: float
+    stats: dict[str, Any]
+    models: list[ModelRecord]
+    datasets: list[DatasetRecord]
+    comparisons: list[ComparisonRecord]
+    slices: list[SliceRecord] = Field(default_factory=list)
+    gates: list[GateRecord] = Field(default_factory=list)
+    ceiling: CeilingRecord | None = None
+    calibration: dict[str, Any] | None = None
+    power: dict[str, Any] | None = None
+    verdict: VerdictRecord
+    warnings: list[str] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
