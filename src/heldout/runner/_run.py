@@ -568,7 +568,7 @@ def run_plan(
         plan_name=plan.name,
         plan_path=str(loaded.path),
         plan_sha256=plan_sha256(loaded),
-        lock=asdict(lock),
+        lock={**asdict(lock), "changes": list(lock.changes)},
         git_revision=_git_revision(loaded.root),
         primary_metric=plan.primary_metric,
         baseline=plan.baseline,

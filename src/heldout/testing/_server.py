@@ -1,0 +1,191 @@
+"""A fake OpenAI-compatible server (chat and completions) for tests and benchmarks.
+
+It answers on 127.0.0.1 only, counts every request per prompt, and can be scripted to fail
+(429 with Retry-After, 500), to be slow (timeouts), and to return top log-probabilities.
+Run it in a thread (:meth:`FakeOpenAIServer.start`) or as a process
+(``python -m heldout.testing._server --port N``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FakeOpenAIServer", "ServerScript"]
+
+
+@dataclass
+class ServerScript:
+    """How the server behaves. ``answer`` maps the prompt to the reply text.
+
+    ``fail`` maps a prompt to a list of statuses to return on its first attempts (e.g.
+    ``[429, 500]``); ``retry_after`` is sent with 429s; ``delay_s`` delays every answer;
+    ``slow`` maps a prompt to a delay for its first attempt only (to trigger timeouts).
+    """
+
+    answer: Callable[[str], str] = lambda prompt: "ok"
+    fail: dict[str, list[int]] = field(default_factory=dict)
+    retry_after: float | None = None
+    delay_s: float = 0.0
+    slow: dict[str, float] = field(default_factory=dict)
+    top_logprobs: dict[str, float] | None = None
+
+
+class FakeOpenAIServer:
+    """Serves /v1/chat/completions and /v1/completions on 127.0.0.1:port."""
+
+    def __init__(self, script: ServerScript | None = None, port: int = 0) -> None:
+        self.script = script or ServerScript()
+        self.port = port
+        self.requests: Counter[str] = Counter()
+        self.completed: Counter[str] = Counter()
+        self.times: dict[str, list[float]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: Any = None
+        self._ready = threading.Event()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def _handle(self, request: Any) -> Any:
+        from aiohttp import web
+
+        body = await request.json()
+        chat = request.path.endswith("/chat/completions")
+        prompt = body["messages"][-1]["content"] if chat else body["prompt"]
+        self.requests[prompt] += 1
+        self.times.setdefault(prompt, []).append(time.monotonic())
+        attempt = self.requests[prompt]
+        fails = self.script.fail.get(prompt, [])
+        if attempt <= len(fails):
+            status = fails[attempt - 1]
+            headers = {}
+            if status == 429 and self.script.retry_after is not None:
+                headers["Retry-After"] = str(self.script.retry_after)
+            return web.json_response(
+                {"error": {"message": f"scripted {status}"}}, status=status, headers=headers
+            )
+        delay = self.script.delay_s + (self.script.slow.get(prompt, 0.0) if attempt == 1 else 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+        text = self.script.answer(prompt)
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": text}
+            if body.get("logprobs") and self.script.top_logprobs:
+                tops = [{"token": t, "logprob": lp} for t, lp in self.script.top_logprobs.items()]
+                choice["logprobs"] = {
+                    "content": [{"token": text, "logprob": -0.1, "top_logprobs": tops}]
+                }
+        else:
+            choice["text"] = text
+            if body.get("logprobs") and self.script.top_logprobs:
+                choice["logprobs"] = {"top_logprobs": [dict(self.script.top_logprobs)]}
+        self.completed[prompt] += 1
+        return web.json_response(
+            {
+                "id": "x",
+                "object": "chat.completion" if chat else "text_completion",
+                "choices": [choice],
+                "usage": {
+                    "prompt_tokens": len(prompt.split()),
+                    "completion_tokens": len(text.split()),
+                },
+            }
+        )
+
+    async def _serve(self) -> None:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/completions", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._ready.set()
+
+    def start(self) -> FakeOpenAIServer:
+        """Start in a background thread; returns once it accepts connections."""
+        self._loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            assert self._loop is not None
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self._serve())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fake server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        loop = self._loop
+
+        async def shutdown() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        loop.close()
+        self._loop = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    """Run as a process: answers "ok", logs request counts to --log (JSON) on SIGTERM."""
+    import signal
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--log", default=None)
+    args = ap.parse_args()
+    server = FakeOpenAIServer(
+        ServerScript(answer=lambda p: "answer: " + p[-8:], delay_s=args.delay), port=args.port
+    )
+
+    def dump(*_: object) -> None:
+        if args.log:
+            with open(args.log, "w", encoding="utf-8") as fh:
+                json.dump({"requests": server.requests, "completed": server.completed}, fh)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, dump)
+    server.start()
+    print(f"listening on {server.port}", flush=True)
+    try:
+        while True:
+            time.sleep(0.5)
+            if args.log:
+                with open(args.log + ".tmp", "w", encoding="utf-8") as fh:
+                    json.dump({"requests": server.requests, "completed": server.completed}, fh)
+    except KeyboardInterrupt:
+        dump()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""heldout run end to end: mock backends, the cache, the CLI, and kill -9 resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from heldout.backends import MockBackend
+from heldout.plan import check_lock, load_plan, write_lock
+from heldout.results import RunResult
+from heldout.runner import FailedGenerationsError, RunOptions, run_plan
+from heldout.testing import FakeOpenAIServer, ServerScript
+
+LABELS = ["positive", "negative", "neutral"]
+
+
+def make_project(
+    root: Path, n: int = 200, seed: int = 0, models: str | None = None
+) -> dict[str, str]:
+    rng = random.Random(seed)
+    rows, truth = [], {}
+    for i in range(n):
+        t = rng.choice(LABELS)
+        truth[f"g{i}"] = t
+        rows.append(
+            {
+                "id": f"g{i}",
+                "input": f"message number {i}",
+                "target": t,
+                "lang": rng.choice(["en", "fr"]),
+            }
+        )
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "data" / "gold.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "heldout.yaml").write_text(f"""
+name: run-test
+target_behavior: label sentiment
+task: {{shape: classification, data: data/gold.jsonl, labels: [positive, negative, neutral]}}
+primary_metric: accuracy
+baseline: 0.6
+success_threshold: 0.8
+min_detectable_lift: 0.1
+models:
+{
+        models
+        or '''  base: {backend: mock, name: base, default: neutral}
+  candidate: {backend: mock, name: cand, default: neutral}'''
+    }
+guardrails:
+  - {{slices: [lang], max_drop: 0.2, min_size: 20}}
+slices: [lang]
+stats: {{resamples: 1000}}
+""")
+    return truth
+
+
+def _backends(truth: dict[str, str], base_acc: float, cand_acc: float) -> dict[str, MockBackend]:
+    rng = random.Random(1)
+    base, cand = {}, {}
+    for sid, t in truth.items():
+        base[sid] = t if rng.random() < base_acc else "neutral" if t != "neutral" else "positive"
+        cand[sid] = f"It is {t}." if rng.random() < cand_acc else "no idea"
+    return {
+        "base": MockBackend("base", outputs=base),
+        "candidate": MockBackend("cand", outputs=cand),
+    }
+
+
+def test_library_run_writes_results_and_uses_the_cache(tmp_path: Path) -> None:
+    truth = make_project(tmp_path)
+    loaded = load_plan(tmp_path / "heldout.yaml")
+    backends = _backends(truth, 0.6, 0.97)
+    result, folder = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    assert result.verdict.status == "success"
+    assert result.verdict.exit_code == 0
+    assert any("never locked" in w for w in result.warnings)
+    primary = next(c for c in result.comparisons if c.primary)
+    assert primary.metric == "accuracy"
+    assert primary.n == 200
+    stored = RunResult.model_validate_json((folder / "results.json").read_text())
+    assert stored == result
+    rows = [json.loads(x) for x in (folder / "generations.jsonl").read_text().splitlines()]
+    assert len(rows) == 400
+    assert {r["model"] for r in rows} == {"base", "candidate"}
+    # rerun: everything from the cache, zero model calls
+    again = _backends(truth, 0.6, 0.97)
+    result2, folder2 = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(again)))
+    assert again["base"].calls == [] and again["candidate"].calls == []
+    assert result2.models[0].cached == 200
+    assert result2.verdict == result.verdict
+    # --no-cache calls again
+    third = _backends(truth, 0.6, 0.97)
+    run_plan(loaded, check_lock(loaded), RunOptions(use_cache=False, backends=dict(third)))
+    assert len(third["base"].calls) == 200
+
+
+def test_failed_requests_are_never_silently_scored(tmp_path: Path) -> None:
+    truth = make_project(tmp_path)
+    loaded = load_plan(tmp_path / "heldout.yaml")
+    backends = _backends(truth, 0.6, 0.9)
+    del backends["candidate"].outputs["g5"]
+    with pytest.raises(FailedGenerationsError, match="1 request\\(s\\) failed after all retries"):
+        run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    result, _ = run_plan(
+        loaded, check_lock(loaded), RunOptions(backends=dict(backends), failed_as_wrong=True)
+    )
+    assert any("scored as wrong" in w for w in result.warnings)
+    assert result.models[1].failed == 1
+
+
+def test_blocked_by_a_failing_slice(tmp_path: Path) -> None:
+    truth = make_project(tmp_path, n=300)
+    loaded = load_plan(tmp_path / "heldout.yaml")
+    backends = _backends(truth, 0.7, 0.99)
+    samples = {s.id: s for s in loaded.samples}
+    for sid in truth:  # the candidate collapses on French
+        if samples[sid].metadata["lang"] == "fr":
+            backends["candidate"].outputs[sid] = "no idea"
+    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    assert result.verdict.status == "blocked"
+    assert result.gates[0].status == "fail"
+    assert "worst slice lang=fr" in result.gates[0].detail
+
+
+HELDOUT = shutil.which("heldout", path=str(Path(sys.executable).parent))
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    assert HELDOUT
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [HELDOUT, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_cli_run_against_a_local_server(tmp_path: Path) -> None:
+    make_project(
+        tmp_path,
+        n=60,
+        models="""  base: {backend: openai, base_url: "BASE", model: base}
+  candidate: {backend: openai, base_url: "BASE", model: cand}""",
+    )
+    gold = {
+        json.loads(x)["input"]: json.loads(x)["target"]
+        for x in (tmp_path / "data" / "gold.jsonl").read_text().splitlines()
+    }
+    script = ServerScript(answer=lambda p: gold.get(p, "neutral"))
+    with FakeOpenAIServer(script) as server:
+        plan = tmp_path / "heldout.yaml"
+        plan.write_text(plan.read_text().replace("BASE", server.base_url))
+        write_lock(load_plan(plan))
+        r = _cli("run", cwd=tmp_path)
+        assert sum(server.requests.values()) == 120  # 60 prompts x 2 models
+        again = _cli("run", cwd=tmp_path)
+        assert sum(server.requests.values()) == 120  # the rerun made zero calls
+    # both models answer the gold label: no lift over base, and 60 samples are too few to
+    # detect the planned lift, so the honest verdict is inconclusive (exit 1)
+    assert r.returncode == 1, r.stderr
+    assert "verdict: inconclusive" in r.stdout
+    assert "too small to detect" in r.stdout
+    assert "results:" in r.stdout
+    assert again.returncode == 1
+
+
+def test_cli_refuses_changed_plan(tmp_path: Path) -> None:
+    make_project(tmp_path)
+    write_lock(load_plan(tmp_path / "heldout.yaml"))
+    plan = tmp_path / "heldout.yaml"
+    plan.write_text(plan.read_text().replace("success_threshold: 0.8", "success_threshold: 0.7"))
+    r = _cli("run", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "success_threshold: 0.8 → 0.7" in r.stderr
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_requests_nothing_twice(tmp_path: Path) -> None:
+    n = 400
+    make_project(
+        tmp_path,
+        n=n,
+        models="""  base: {backend: openai, base_url: "BASE", model: base, concurrency: 8}
+  candidate: {backend: openai, base_url: "BASE", model: cand, concurrency: 8}""",
+    )
+    log = tmp_path / "server.json"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "heldout.testing",
+            "--port",
+            "0",
+            "--delay",
+            "0.01",
+            "--log",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline() if server.stdout else ""
+        port = int(line.split()[-1])
+        plan = tmp_path / "heldout.yaml"
+        plan.write_text(plan.read_text().replace("BASE", f"http://127.0.0.1:{port}/v1"))
+        assert HELDOUT
+        first = subprocess.Popen(
+            [HELDOUT, "run", "--out", str(tmp_path / "run1")],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        gens = tmp_path / "run1" / "generations.jsonl"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if gens.exists() and len(gens.read_text().splitlines()) >= 150:
+                break
+            time.sleep(0.02)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        done_first = {
+            json.loads(x)["sample_id"] + "|" + json.loads(x)["model"]
+            for x in gens.read_text().splitlines()
+            if x.strip()
+        }
+        assert 150 <= len(done_first) < 2 * n
+        r = subprocess.run(
+            [HELDOUT, "run", "--out", str(tmp_path / "run2")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode in (0, 1), r.stderr
+        rows = [
+            json.loads(x)
+            for x in (tmp_path / "run2" / "generations.jsonl").read_text().splitlines()
+        ]
+        keys = [r["sample_id"] + "|" + r["model"] for r in rows]
+        assert len(keys) == len(set(keys)) == 2 * n  # every sample exactly once per model
+        cached = {k for k, r in zip(keys, rows, strict=True) if r["cached"]}
+        assert done_first <= cached  # everything finished before the kill came from the cache
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
+        if server.stdout:
+            server.stdout.close()
+    counts = json.loads(log.read_text())["requests"]
+    # both models send the same prompt, so each prompt is requested twice in all; a prompt
+    # requested more often was in flight (sent, not committed) at the kill
+    repeated = {p: c for p, c in counts.items() if c > 2}
+    assert len(repeated) <= 16  # at most the 2 x 8 in-flight requests
+    assert sum(counts.values()) <= 2 * n + 16
