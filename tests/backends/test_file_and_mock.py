@@ -67,7 +67,8 @@ def test_plain_jsonl_and_missing_id(tmp_path: Path) -> None:
     out = _gen(backend, ["a", "2", "zzz"])
     assert out["a"].text == "x"
     assert out["2"].text == "y"
-    assert out["zzz"].error is not None and "no prediction for sample 'zzz'" in out["zzz"].error
+    assert out["zzz"].error is not None
+    assert "no prediction for sample 'zzz'" in out["zzz"].error
     assert backend.identity()["sha256"]
 
 

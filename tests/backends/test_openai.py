@@ -51,8 +51,10 @@ def test_retries_429_honouring_retry_after_and_500() -> None:
         backend = OpenAIBackend(_spec(server, max_retries=3), backoff_base_s=0.01)
         out = _run(backend, [Request("a", "a"), Request("b", "b"), Request("c", "c")])
         times = server.times["a"]
-    assert out["a"].ok and out["a"].attempts == 3
-    assert out["b"].ok and out["b"].attempts == 2
+    assert out["a"].ok
+    assert out["a"].attempts == 3
+    assert out["b"].ok
+    assert out["b"].attempts == 2
     assert out["c"].attempts == 1
     assert times[1] - times[0] >= 0.39  # waited at least Retry-After after the 429
 
@@ -87,7 +89,8 @@ def test_client_errors_are_not_retried() -> None:
     with FakeOpenAIServer(script) as server:
         out = _run(OpenAIBackend(_spec(server)), [Request("s", "p")])
         assert server.requests["p"] == 1
-    assert out["s"].error is not None and "HTTP 400" in out["s"].error
+    assert out["s"].error is not None
+    assert "HTTP 400" in out["s"].error
 
 
 def test_label_logprobs_from_top_tokens() -> None:

@@ -93,8 +93,9 @@ def test_library_run_writes_results_and_uses_the_cache(tmp_path: Path) -> None:
     assert {r["model"] for r in rows} == {"base", "candidate"}
     # rerun: everything from the cache, zero model calls
     again = _backends(truth, 0.6, 0.97)
-    result2, folder2 = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(again)))
-    assert again["base"].calls == [] and again["candidate"].calls == []
+    result2, _folder2 = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(again)))
+    assert again["base"].calls == []
+    assert again["candidate"].calls == []
     assert result2.models[0].cached == 200
     assert result2.verdict == result.verdict
     # --no-cache calls again
