@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from scipy import stats as sps
+from scipy.special import ndtr, ndtri
 
 from heldout.errors import HeldoutError
 from heldout.stats import Comparison, Interval, holm
@@ -100,8 +100,8 @@ def _samples_to_resolve(
     if not math.isfinite(half) or half <= 0 or distance < 1e-12:
         return None
     alpha = (1 - change.confidence) / 2
-    z = float(sps.norm.isf(alpha))
-    z_needed = float(sps.norm.isf(alpha / inflation))
+    z = float(-ndtri(alpha))
+    z_needed = float(-ndtri(alpha / inflation))
     return max(n + 1, math.ceil(n * (half * z_needed / (z * distance)) ** 2))
 
 
@@ -129,10 +129,10 @@ def noninferiority_gate(
         status = "fail"
     else:
         status = "unresolved"
-    z = float(sps.norm.ppf(0.5 + change.confidence / 2))
+    z = float(ndtri(0.5 + change.confidence / 2))
     se = (change.high - change.low) / (2 * z)
     p = (
-        float(sps.norm.sf((change.estimate + margin) / se))
+        float(ndtr(-((change.estimate + margin) / se)))
         if se > 0 and math.isfinite(se)
         else (0.0 if change.estimate > -margin else 1.0)
     )

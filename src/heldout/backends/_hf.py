@@ -175,13 +175,19 @@ class HFBackend:
         return text
 
     def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> dict[str, float]:
-        """log P(choice | prompt) for each choice: summed token log-probabilities."""
+        """log P(choice | prompt) for each choice: summed token log-probabilities.
+
+        As in lm-evaluation-harness, the choice follows the prompt after one space unless the
+        prompt already ends with whitespace.
+        """
         torch = self._torch
         context = self._format(prompt)
         ctx_ids = self.tokenizer(context, add_special_tokens=True)["input_ids"]
+        delimiter = "" if not context or context[-1].isspace() else " "
         seqs, spans = [], []
         for choice in choices:
-            full = self.tokenizer(context + choice, add_special_tokens=True)["input_ids"]
+            text = context + (choice if choice[:1].isspace() else delimiter + choice)
+            full = self.tokenizer(text, add_special_tokens=True)["input_ids"]
             # tokens after the shared prefix belong to the choice
             k = 0
             while k < min(len(ctx_ids), len(full)) and ctx_ids[k] == full[k]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -65,13 +66,18 @@ def generate(
     if progress:
         progress(len(out), total)
 
+    last = [0.0]
+
     def on_result(gen: Generation) -> None:
         if cache is not None:
             cache.put(keys[gen.sample_id], gen)
         sink.write(role, dataset, gen)
         out[gen.sample_id] = gen
-        if progress:
-            progress(len(out), total)
+        if progress:  # throttled: redrawing a progress bar per response costs throughput
+            now = time.monotonic()
+            if now - last[0] >= 0.05 or len(out) == total:
+                last[0] = now
+                progress(len(out), total)
 
     if missing:
         asyncio.run(_drive(backend, missing, on_result))

@@ -288,6 +288,7 @@ def run_plan(
     t0 = time.perf_counter()
     try:
         for role in roles:
+            t_role = time.perf_counter()
             for ds in datasets:
                 reqs = _requests(ds, wants_choices and ds.name == "gold")
 
@@ -305,6 +306,7 @@ def run_plan(
                     refresh=opts.refresh,
                     progress=report,
                 )
+            timings[f"generate_{role}_s"] = time.perf_counter() - t_role
     finally:
         sink.close()
         if cache is not None:

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize
-from scipy import stats as sps
+from scipy.special import bdtr, ndtri, stdtrit
 
 from heldout.errors import HeldoutError
 
@@ -41,7 +40,7 @@ class Interval:
 def _z(confidence: float) -> float:
     if not 0.5 < confidence < 1.0:
         raise HeldoutError(f"confidence must be in (0.5, 1), got {confidence}")
-    return float(sps.norm.ppf(0.5 + confidence / 2))
+    return float(ndtri(0.5 + confidence / 2))
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
@@ -70,6 +69,8 @@ def paired_proportion_interval(
     """
     if n <= 0 or fixed < 0 or broken < 0 or fixed + broken > n:
         raise HeldoutError(f"invalid paired counts: fixed={fixed}, broken={broken}, n={n}")
+    from scipy.optimize import brentq  # imported on use: scipy.optimize is slow to import
+
     z = _z(confidence)
     x, y = fixed, broken
 
@@ -92,13 +93,13 @@ def paired_proportion_interval(
     elif score(est) >= z:
         low = est
     else:
-        low = optimize.brentq(lambda d: score(d) - z, -1 + eps, est, xtol=1e-12)
+        low = brentq(lambda d: score(d) - z, -1 + eps, est, xtol=1e-12)
     if score(1 - eps) >= -z:
         high = 1.0
     elif score(est) <= -z:
         high = est
     else:
-        high = optimize.brentq(lambda d: score(d) + z, est, 1 - eps, xtol=1e-12)
+        high = brentq(lambda d: score(d) + z, est, 1 - eps, xtol=1e-12)
     return Interval(est, float(low), float(high), confidence, "tango-score")
 
 
@@ -109,7 +110,7 @@ def paired_t_interval(diff: npt.NDArray[np.float64], confidence: float = 0.95) -
         raise HeldoutError("a paired t interval needs at least 2 samples")
     mean = float(diff.mean())
     sd = float(diff.std(ddof=1))
-    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    half = float(stdtrit(n - 1, 0.5 + confidence / 2)) * sd / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, confidence, "paired-t")
 
 
@@ -133,7 +134,7 @@ def mcnemar_exact(base_correct: Sequence[bool], cand_correct: Sequence[bool]) ->
     k = fixed + broken
     if k == 0:
         return McNemar(fixed, broken, 1.0)
-    p = float(min(1.0, 2 * sps.binom.cdf(min(fixed, broken), k, 0.5)))
+    p = float(min(1.0, 2 * bdtr(min(fixed, broken), k, 0.5)))
     return McNemar(fixed, broken, p)
 
 

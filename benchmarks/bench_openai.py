@@ -1,0 +1,127 @@
+"""Throughput against a local 0-ms OpenAI-compatible server: heldout run vs a bare aiohttp loop.
+
+    .venv/bin/python benchmarks/bench_openai.py [--n 2000] [--concurrency 64]
+
+Starts the fake server (heldout.testing) in its own process on 127.0.0.1, then times, as
+whole commands (interpreter start-up included):
+
+- a bare aiohttp loop sending the same n chat requests with the same concurrency;
+- ``heldout run`` on a plan whose base model is that server (n prompts) and whose candidate is
+  a mock, with a fresh cache (so every request is sent, committed to SQLite and persisted).
+
+It prints both wall times, heldout's request-phase time (from results.json) and the rate ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BARE = r"""
+import asyncio, sys, time, aiohttp
+url, n, conc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+async def main():
+    q = asyncio.Queue()
+    for i in range(n):
+        q.put_nowait(i)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc)) as s:
+        async def worker():
+            while not q.empty():
+                i = q.get_nowait()
+                body = {"model": "m", "messages": [{"role": "user", "content": f"prompt {i}"}],
+                        "max_tokens": 16}
+                async with s.post(url, json=body) as r:
+                    await r.json()
+        t = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(conc)))
+        print(time.perf_counter() - t)
+asyncio.run(main())
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    args = ap.parse_args()
+    bin_dir = Path(sys.executable).parent
+    server = subprocess.Popen(
+        [sys.executable, "-m", "heldout.testing", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        port = int((server.stdout.readline() if server.stdout else "").split()[-1])
+        base_url = f"http://127.0.0.1:{port}/v1"
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            (root / "gold.jsonl").write_text(
+                "".join(
+                    json.dumps({"id": f"s{i}", "input": f"prompt {i}", "target": "ok"}) + "\n"
+                    for i in range(args.n)
+                )
+            )
+            (root / "heldout.yaml").write_text(f"""
+name: bench
+target_behavior: throughput
+task: {{shape: qa, data: gold.jsonl}}
+primary_metric: exact_match
+baseline: 0.1
+success_threshold: 0.5
+min_detectable_lift: 0.1
+models:
+  base: {{backend: openai, base_url: "{base_url}", model: m, concurrency: {args.concurrency},
+          params: {{max_tokens: 16}}}}
+  candidate: {{backend: mock, default: ok}}
+stats: {{resamples: 1000}}
+""")
+            t0 = time.perf_counter()
+            bare = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    BARE,
+                    f"{base_url}/chat/completions",
+                    str(args.n),
+                    str(args.concurrency),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            bare_wall = time.perf_counter() - t0
+            bare_requests = float(bare.stdout.strip())
+            t0 = time.perf_counter()
+            run = subprocess.run(
+                [str(bin_dir / "heldout"), "run", "--out", str(root / "run")],
+                cwd=root,
+                capture_output=True,
+                text=True,
+            )
+            heldout_wall = time.perf_counter() - t0
+            if run.returncode not in (0, 1):
+                raise SystemExit(run.stderr)
+            result = json.loads((root / "run" / "results.json").read_text())
+            base_model = next(m for m in result["models"] if m["role"] == "base")
+            if base_model["requests"] != args.n or base_model["cached"] != 0:
+                raise SystemExit("the benchmark run did not send every request")
+            heldout_requests = result["timings"]["generate_base_s"]
+    finally:
+        server.terminate()
+        server.wait(10)
+        if server.stdout:
+            server.stdout.close()
+    print(f"{args.n:,} prompts, concurrency {args.concurrency}, local 0-ms server")
+    print(f"bare aiohttp loop:   whole command {bare_wall:.2f} s, requests {bare_requests:.2f} s")
+    print(
+        f"heldout run:         whole command {heldout_wall:.2f} s, base-model request phase "
+        f"{heldout_requests:.2f} s (cache writes and per-sample persistence included)"
+    )
+    print(f"request-phase rate, heldout / bare: {bare_requests / heldout_requests:.0%}")
+
+
+if __name__ == "__main__":
+    main()
