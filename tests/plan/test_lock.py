@@ -25,7 +25,12 @@ def test_lock_contents(project: Path) -> None:
     path = _lock(project)
     body = json.loads(path.read_text())
     assert body["lock_version"] == 1
-    assert set(body["files"]) == {"task.data", "task.prompt"}
+    assert set(body["files"]) == {
+        "task.data",
+        "task.prompt",
+        "guardrails[0].data",
+        "guardrails[1].data",
+    }
     assert len(body["files"]["task.data"]["sha256"]) == 64
     assert body["locked_at"].endswith("Z")
     assert body["unlocked"] == ["models.candidate"]
@@ -106,12 +111,13 @@ def test_unreadable_lock(project: Path) -> None:
 def test_added_and_removed_references(project: Path) -> None:
     _lock(project)
     path = project / "heldout.yaml"
-    (project / "general.jsonl").write_text('{"id": 1, "input": "2+2?", "target": "4"}\n')
+    (project / "extra.jsonl").write_text('{"id": 1, "input": "2+2?", "target": "4"}\n')
     text = path.read_text().replace(
-        "  - {suite: general, max_drop: 0.02}",
-        "  - {suite: general, max_drop: 0.02, data: general.jsonl}",
+        "  - {slices: [language], max_drop: 0.15, min_size: 3}",
+        "  - {slices: [language], max_drop: 0.15, min_size: 3}\n"
+        "  - {suite: extra, data: extra.jsonl, max_drop: 0.05}",
     )
     path.write_text(text)
     changes = _changes(project)
-    assert 'guardrails[0].data: null → "general.jsonl"' in changes
-    assert "guardrails[0].data (general.jsonl): not in the lock" in changes
+    assert any(c.startswith("guardrails[3]: added") for c in changes)
+    assert "guardrails[3].data (extra.jsonl): not in the lock" in changes

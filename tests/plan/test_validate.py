@@ -72,7 +72,7 @@ def test_backend_specific_unknown_key(project: Path) -> None:
 def test_guardrail_without_kind(project: Path) -> None:
     path = _rewrite(project, lambda d: d["guardrails"].append({"max_drop": 0.1}))
     assert _problems(path) == {
-        "guardrails[5]": "a guardrail needs one of the keys 'suite', 'calibration' or 'slices'"
+        "guardrails[3]": "a guardrail needs one of the keys 'suite', 'calibration' or 'slices'"
     }
 
 
@@ -124,8 +124,15 @@ def test_identical_base_and_candidate(project: Path) -> None:
 
 
 def test_unknown_suite(project: Path) -> None:
-    path = _rewrite(project, lambda d: d["guardrails"][0].__setitem__("suite", "genral"))
-    assert _problems(path)["guardrails[0].suite"].startswith("unknown suite 'genral'; built-in:")
+    path = _rewrite(project, lambda d: d["guardrails"][0].pop("data"))
+    assert _problems(path)["guardrails[0].suite"].startswith(
+        "unknown suite 'general' (built-in: none are bundled in this version); give 'data'"
+    )
+
+
+def test_unknown_suite_metric(project: Path) -> None:
+    path = _rewrite(project, lambda d: d["guardrails"][0].__setitem__("metric", "exact"))
+    assert _problems(path)["guardrails[0].metric"].startswith("unknown metric 'exact'; known:")
 
 
 def test_template_placeholder_missing_in_samples(project: Path) -> None:
@@ -166,6 +173,7 @@ def test_calibration_guardrail_needs_classification(project: Path) -> None:
     def to_qa(d: dict[str, object]) -> None:
         d["task"] = {"shape": "qa", "data": "data/gold.jsonl"}
         d["primary_metric"] = "exact_match"
+        d["guardrails"].append({"calibration": "ece", "max_increase": 0.05})  # type: ignore[attr-defined]
 
     problems = _problems(_rewrite(project, to_qa))
     assert problems == {
@@ -191,7 +199,7 @@ def test_schema_file_must_be_a_valid_json_schema(project: Path) -> None:
 def test_every_problem_reported_at_once_with_lines(project: Path) -> None:
     text = (project / "heldout.yaml").read_text()
     text = text.replace("baseline: 0.72", "baseline: 0.72\nbaseline: 0.5")
-    text = text.replace("  - {suite: safety, max_drop: 0.02}", "  - {suite: safety, max_drop: -1}")
+    text = text.replace("metric: accuracy, max_drop: 0.02}", "metric: accuracy, max_drop: -1}")
     text = text.replace("primary_metric: accuracy", "primary_metric: acuracy")
     text = text.replace("labels: [", "lables: [")
     path = project / "heldout.yaml"

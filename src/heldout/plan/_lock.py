@@ -111,9 +111,13 @@ def _diff(old: Any, new: Any, path: str, out: list[str]) -> None:
                 out.append(f"{sub}: added ({json.dumps(new[key])})")
             else:
                 _diff(old[key], new[key], sub, out)
-    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+    elif isinstance(old, list) and isinstance(new, list):
+        for i, (a, b) in enumerate(zip(old, new, strict=False)):
             _diff(a, b, f"{path}[{i}]", out)
+        for i in range(len(new), len(old)):
+            out.append(f"{path}[{i}]: removed (was {json.dumps(old[i])})")
+        for i in range(len(old), len(new)):
+            out.append(f"{path}[{i}]: added ({json.dumps(new[i])})")
     elif old != new:
         out.append(f"{path}: {json.dumps(old)} → {json.dumps(new)}")
 
