@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.heldout-installed
 PYTHON ?= python3
 
-.PHONY: setup test lint demo clean
+.PHONY: setup test lint demo clean browser
 
 setup: $(STAMP)
 
@@ -23,7 +23,14 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict src/
 
-test: lint
+# Headless Chromium for the HTML report test (Debian package). Installed when we are root and
+# apt works; otherwise that test is skipped with its reason, and everything else still runs.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  >/dev/null 2>&1; } || echo "note: chromium not installed; the HTML browser test will skip"
+
+test: lint browser
 	$(VENV)/bin/pytest
 
 # The built-in example: scaffold, validate, lock, leak-check, then run base vs candidate.

@@ -291,9 +291,102 @@ def run_cmd(
             progress.update(tasks[label], completed=done, total=total)
 
         result, folder = _guard(lambda: run_plan(loaded, status, options, on_progress))
+    from heldout.report import write_reports
+
+    paths = write_reports(folder)
     _print_summary(result)
     out.print(f"results: {folder / 'results.json'}")
+    out.print(f"report:  {paths['html']}")
     raise typer.Exit(result.verdict.exit_code)
+
+
+def _run_folder(run: str, plan: Path) -> Path:
+    """A run given as a folder, or as a run id (prefix) from the plan's run store."""
+    from heldout.results._store import RunStore
+
+    folder = Path(run)
+    if (folder / "results.json").is_file():
+        return folder
+    store = plan.resolve().parent / ".heldout" / "runs.sqlite"
+    if not store.is_file():
+        raise HeldoutError(f"{run!r} is not a run folder and there is no run store at {store}")
+    return RunStore(store).folder(run)
+
+
+@app.command()
+def report(
+    run: Annotated[str, typer.Argument(help="Run folder or run id (prefix).")],
+    plan: PlanOpt = DEFAULT_PLAN,
+    show: Annotated[bool, typer.Option(help="Print the Markdown report.")] = False,
+) -> None:
+    """Re-render HTML, Markdown and JUnit from stored results (no model is called)."""
+    from heldout.report import write_reports
+
+    folder = _guard(lambda: _run_folder(run, plan))
+    paths = _guard(lambda: write_reports(folder))
+    if show:
+        sys.stdout.write(paths["markdown"].read_text(encoding="utf-8"))
+    for name, path in paths.items():
+        out.print(f"{name}: {path}")
+
+
+@app.command()
+def history(plan: PlanOpt = DEFAULT_PLAN) -> None:
+    """List the runs of this plan: verdict, primary metric with CI, guardrails."""
+    from heldout.results._store import RunStore
+
+    store_path = plan.resolve().parent / ".heldout" / "runs.sqlite"
+    if not store_path.is_file():
+        out.print("no runs yet")
+        return
+    table = Table(
+        "run", "created", "verdict", "metric", "base", "candidate", "delta [CI]", "guardrails"
+    )
+    for row in RunStore(store_path).list():
+
+        def num(x: float | None, signed: bool = False) -> str:
+            return "n/a" if x is None else (f"{x:+.4f}" if signed else f"{x:.4f}")
+
+        table.add_row(
+            row["run_id"],
+            row["created_at"],
+            row["verdict"],
+            row["metric"],
+            num(row["base"]),
+            num(row["candidate"]),
+            f"{num(row['delta'], True)} [{num(row['delta_low'], True)}, "
+            f"{num(row['delta_high'], True)}]",
+            row["gates"],
+        )
+    out.print(table)
+
+
+@app.command("compare")
+def compare_cmd(
+    run_a: Annotated[str, typer.Argument(help="Earlier run (folder or id).")],
+    run_b: Annotated[str, typer.Argument(help="Later run (folder or id).")],
+    plan: PlanOpt = DEFAULT_PLAN,
+) -> None:
+    """Compare the candidates of two runs on the same frozen gold set, paired by sample id."""
+    from heldout.results import compare_runs
+
+    a = _guard(lambda: _run_folder(run_a, plan))
+    b = _guard(lambda: _run_folder(run_b, plan))
+    c = _guard(lambda: compare_runs(a, b))
+    d = c.delta
+    out.print(
+        f"{c.metric} on n={c.n}: run A {c.base.estimate:.4f} [{c.base.low:.4f}, {c.base.high:.4f}]"
+        f" → run B {c.candidate.estimate:.4f} [{c.candidate.low:.4f}, {c.candidate.high:.4f}]; "
+        f"delta {d.estimate:+.4f} [{d.low:+.4f}, {d.high:+.4f}] ({d.method}; {c.test}, "
+        f"p={c.p_value:.3g}"
+        + (f", {c.fixed} fixed, {c.broken} broken" if c.fixed is not None else "")
+        + ")",
+        highlight=False,
+    )
+    verdict = (
+        "B is better" if c.real_gain else ("B is worse" if c.real_loss else "no real difference")
+    )
+    out.print(f"[bold]{verdict}[/]")
 
 
 def _print_summary(result: Any) -> None:

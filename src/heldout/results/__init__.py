@@ -1,5 +1,6 @@
 """Versioned run results (``results.json``) and per-sample generations."""
 
+from heldout.results._compare_runs import compare_runs
 from heldout.results._model import (
     SCHEMA_VERSION,
     CeilingRecord,
@@ -24,6 +25,7 @@ __all__ = [
     "RunResult",
     "SliceRecord",
     "VerdictRecord",
+    "compare_runs",
     "result_json_schema",
 ]
 

@@ -134,6 +134,10 @@ class RunResult(_Model):
     gates: list[GateRecord] = Field(default_factory=list)
     ceiling: CeilingRecord | None = None
     calibration: dict[str, Any] | None = None
+    metric_details: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per model: the primary metric's tables (per class, confusion matrix ...).",
+    )
     power: dict[str, Any] | None = None
     verdict: VerdictRecord
     warnings: list[str] = Field(default_factory=list)

@@ -24,6 +24,7 @@ from heldout.backends import Backend, Generation, Request, ResponseCache, make_b
 from heldout.data import FieldMap, Sample, load_samples, render
 from heldout.errors import HeldoutError
 from heldout.metrics import MetricOptions, MetricResult, MetricSpec, get_metric, metric_names
+from heldout.metrics.classification import parse_labels
 from heldout.plan import (
     CalibrationGuardrail,
     LoadedPlan,
@@ -44,6 +45,8 @@ from heldout.results import (
     SliceRecord,
     VerdictRecord,
 )
+from heldout.results._samples import flag_rows, write_samples
+from heldout.results._store import RunStore
 from heldout.runner._generate import GenerationSink, generate
 from heldout.stats import (
     Comparison,
@@ -55,6 +58,7 @@ from heldout.stats import (
     ece,
     ece_change,
     reference_ceiling,
+    reliability,
     samples_needed,
 )
 from heldout.verdict import (
@@ -370,6 +374,7 @@ def run_plan(
                 gold, gens[(role, "gold")], get_metric(name), opts.failed_as_wrong
             )
     timings["score_s"] = time.perf_counter() - t0
+    sample_rows = _sample_rows(roles, datasets, gens, results, gold.spec.name)
 
     t0 = time.perf_counter()
     comparisons: list[ComparisonRecord] = []
@@ -471,6 +476,10 @@ def run_plan(
                 "base_ece": ece(*base_cal),
                 "candidate_ece": ece(*cand_cal),
                 "increase": _iv(change).model_dump(),
+                "reliability": {
+                    role: [asdict(b) for b in reliability(*data, bins=10)]
+                    for role, data in (("base", base_cal), ("candidate", cand_cal))
+                },
             }
             improvement = Interval(
                 -change.estimate, -change.high, -change.low, change.confidence, change.method
@@ -597,6 +606,10 @@ def run_plan(
         gates=[_gate_record(g) for g in gates],
         ceiling=ceiling,
         calibration=calibration_info,
+        metric_details={
+            role: _json_safe(dict(results[(role, "gold", gold.spec.name)].details))
+            for role in roles
+        },
         power=power_info,
         verdict=VerdictRecord(
             status=verdict.status,
@@ -607,7 +620,68 @@ def run_plan(
         warnings=warnings,
         timings=timings,
     )
+    write_samples(out_dir, sample_rows)
     tmp = out_dir / "results.json.tmp"
     tmp.write_text(result.model_dump_json(indent=2), encoding="utf-8")
     tmp.replace(out_dir / "results.json")
+    RunStore(loaded.root / ".heldout" / "runs.sqlite").add(result, out_dir)
     return result, out_dir
+
+
+def _json_safe(value: Any) -> Any:
+    """Details as plain JSON data (numpy scalars and arrays converted, NaN to None)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _sample_rows(
+    roles: list[str],
+    datasets: list[_Dataset],
+    gens: dict[tuple[str, str], dict[str, Generation]],
+    results: dict[tuple[str, str, str], MetricResult],
+    primary: str,
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for ds in datasets:
+        labels = ds.options.labels
+        for role in roles:
+            metric_results = {
+                m: r for (ro, d, m), r in results.items() if ro == role and d == ds.name
+            }
+            parsed = None
+            if labels and "classification" in ds.spec.shapes:
+                texts = [gens[(role, ds.name)][s.id].text or "" for s in ds.samples]
+                parsed = parse_labels(texts, labels, ds.options.aliases)
+            for i, s in enumerate(ds.samples):
+                g = gens[(role, ds.name)][s.id]
+                flags: list[str] = []
+                if not g.ok:
+                    flags.append("failed")
+                if parsed is not None and parsed[i] is None:
+                    flags.append("unparseable")
+                rows.append(
+                    {
+                        "dataset": ds.name,
+                        "id": s.id,
+                        "model": role,
+                        "input": s.input,
+                        "target": s.target,
+                        "output": g.text,
+                        "error": g.error,
+                        "metadata": dict(s.metadata),
+                        "scores": {m: float(r.per_sample[i]) for m, r in metric_results.items()},
+                        "flags": flags,
+                    }
+                )
+    directions = {m: get_metric(m).higher_is_better for (_, _, m) in results}
+    flag_rows(rows, primary, directions)
+    return rows

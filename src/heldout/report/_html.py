@@ -1,0 +1,86 @@
+"""Self-contained HTML report: inline CSS, JS and SVG; no network fetches; losses first.
+
+Model outputs are untrusted: Jinja2 autoescaping renders them as text, and the
+Content-Security-Policy allows no remote loads and only the report's own script (by hash),
+so even a missed escape could not run injected script.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from importlib import resources
+from typing import Any
+
+from heldout.report._svg import bars, forest, reliability_diagram
+from heldout.report._view import ReportView, fmt
+
+__all__ = ["render_html"]
+
+SCRIPT = """
+document.querySelectorAll('input.filter').forEach(function (box) {
+  box.addEventListener('input', function () {
+    var q = box.value.toLowerCase();
+    document.querySelectorAll('#' + box.dataset.table + ' tbody tr').forEach(function (tr) {
+      tr.style.display = tr.textContent.toLowerCase().indexOf(q) >= 0 ? '' : 'none';
+    });
+  });
+});
+"""
+
+
+def render_html(view: ReportView) -> str:
+    """The report as one self-contained HTML page."""
+    import jinja2
+
+    r = view.result
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    source = resources.files("heldout.report").joinpath("templates/report.html.j2")
+    template = env.from_string(source.read_text(encoding="utf-8"))
+    script_hash = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
+    csp = (
+        f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        f"script-src 'sha256-{script_hash}'; base-uri 'none'; form-action 'none'"
+    )
+    cand_rows = [c for c in view.comparisons if c.against == "candidate"]
+    ref_by = {(c.dataset, c.metric): c for c in view.comparisons if c.against == "reference"}
+    forest_rows: list[tuple[str, float | None, float | None, float | None, float | None]] = [
+        (f"{c.dataset} · {c.metric}", c.delta.estimate, c.delta.low, c.delta.high, None)
+        for c in cand_rows
+    ]
+    forest_rows += [
+        (f"gate · {g.name}", g.change.estimate, g.change.low, g.change.high, g.margin)
+        for g in view.gates
+    ]
+    slices = [
+        (f"{s.field}={s.value} (n={s.comparison.n})", s.comparison.delta.estimate or 0.0, s.tiny)
+        for s in r.slices
+    ]
+    reliability = (r.calibration or {}).get("reliability")
+    warnings = list(r.warnings) + list(r.verdict.warnings)
+
+    def cm_max(cm: dict[str, Any]) -> float:
+        return float(max((max(row) for row in cm["matrix"]), default=1) or 1)
+
+    return template.render(
+        r=r,
+        csp=csp,
+        script=SCRIPT,
+        cand_rows=cand_rows,
+        ref=bool(ref_by),
+        ref_by=ref_by,
+        gates=view.gates,
+        regressions=view.regressions,
+        suite_regressions=view.suite_regressions,
+        unparseable=view.unparseable,
+        weakest_class=view.weakest_class,
+        weakest_slice=view.weakest_slice,
+        confusion=view.confusion,
+        cm_max=cm_max,
+        forest_svg=forest(forest_rows) if forest_rows else "",
+        slices_svg=bars(slices),
+        reliability_svg=reliability_diagram(reliability) if reliability else "",
+        warnings=warnings,
+        f=fmt,
+        fs=lambda x: fmt(x, signed=True),
+    )

@@ -1,0 +1,108 @@
+"""Markdown report: a compact PR comment (verdict, key table, guardrails, top regressions)."""
+
+from __future__ import annotations
+
+from heldout.report._view import ReportView, fmt
+
+__all__ = ["MAX_CHARS", "render_markdown"]
+
+MAX_CHARS = 65_000
+ICON = {
+    "success": "✅",
+    "improved_but_short": "🟡",
+    "no_gain": "⚪",
+    "blocked": "⛔",
+    "inconclusive": "❔",
+    "pass": "✅",
+    "fail": "❌",
+    "unresolved": "❔",
+}
+
+
+def _cell(text: object, limit: int = 160) -> str:
+    s = " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def render_markdown(view: ReportView, *, top: int = 10) -> str:
+    """The report as Markdown, cut to stay under 65,000 characters (GitHub's comment limit)."""
+    r = view.result
+    v = r.verdict
+    out = [f"## {ICON[v.status]} heldout: **{v.status}** — {_cell(r.plan_name)}", ""]
+    out += [f"- {_cell(reason, 600)}" for reason in v.reasons]
+    for w in [*r.warnings, *v.warnings]:
+        out.append(f"- ⚠️ {_cell(w, 600)}")
+    out += [
+        "",
+        "| dataset | metric | base | candidate | delta [95% CI] | test |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in view.comparisons:
+        if c.against != "candidate":
+            continue
+        name = f"**{c.metric}**" if c.primary else c.metric
+        test = c.test + (f" ({c.fixed} fixed, {c.broken} broken)" if c.fixed is not None else "")
+        out.append(
+            f"| {_cell(c.dataset)} | {name} | {fmt(c.base.estimate)} | {fmt(c.other.estimate)} "
+            f"| {fmt(c.delta.estimate, signed=True)} [{fmt(c.delta.low, signed=True)}, "
+            f"{fmt(c.delta.high, signed=True)}] | {test}, p={c.p_value:.3g} |"
+        )
+    if view.gates:
+        out += [
+            "",
+            "### Guardrails (failures first)",
+            "",
+            "| guardrail | status | change [CI] | allowed drop | n |",
+            "|---|---|---|---|---|",
+        ]
+        for g in view.gates:
+            out.append(
+                f"| {_cell(g.name)} | {ICON[g.status]} {g.status} | "
+                f"{fmt(g.change.estimate, signed=True)} [{fmt(g.change.low, signed=True)}, "
+                f"{fmt(g.change.high, signed=True)}] | {g.margin:g} | {g.n} |"
+            )
+    losses = []
+    if view.weakest_class:
+        name, row = view.weakest_class
+        losses.append(
+            f"- weakest class: **{_cell(name)}** (F1 {row['f1']:.3f}, recall "
+            f"{row['recall']:.3f}, support {row['support']})"
+        )
+    if view.weakest_slice:
+        s = view.weakest_slice
+        c = s["comparison"]
+        losses.append(
+            f"- weakest slice: **{_cell(s['field'])}={_cell(s['value'])}** (delta "
+            f"{fmt(c.delta.estimate, signed=True)}, n={c.n}"
+            f"{', tiny: not gated' if s['tiny'] else ''})"
+        )
+    if view.unparseable:
+        losses.append(f"- unparseable candidate outputs: {len(view.unparseable)}")
+    if losses or view.regressions:
+        out += ["", "### Losses", "", *losses]
+    if view.regressions:
+        out += [
+            "",
+            f"Top regressions (base right, candidate wrong): {len(view.regressions)}",
+            "",
+            "| id | input | target | base | candidate |",
+            "|---|---|---|---|---|",
+        ]
+        for item in view.regressions[:top]:
+            out.append(
+                f"| {_cell(item['id'], 40)} | {_cell(item['input'], 120)} | "
+                f"{_cell(item['target'], 60)} | {_cell(item['base_output'], 80)} | "
+                f"{_cell(item['output'], 80)} |"
+            )
+    out += [
+        "",
+        f"<sub>heldout {r.heldout_version} · run {r.run_id} · plan sha256 "
+        f"{r.plan_sha256[:12]} · seed {r.stats.get('seed')}</sub>",
+        "",
+    ]
+    text = "\n".join(out)
+    if len(text) > MAX_CHARS:
+        text = (
+            text[: MAX_CHARS - 80].rsplit("\n", 1)[0] + "\n\n… (cut to fit; see the HTML report)\n"
+        )
+    return text

@@ -1,0 +1,92 @@
+"""What every report shows, computed once from stored results: losses first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from heldout.results import ComparisonRecord, GateRecord, RunResult
+
+__all__ = ["ReportView", "build_view", "fmt"]
+
+
+def fmt(x: float | None, digits: int = 4, signed: bool = False) -> str:
+    """A number for humans; missing values say so."""
+    if x is None:
+        return "n/a"
+    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+@dataclass(slots=True)
+class ReportView:
+    result: RunResult
+    headline: str
+    primary: ComparisonRecord | None
+    comparisons: list[ComparisonRecord]
+    gates: list[GateRecord]  # failures first
+    regressions: list[dict[str, Any]]  # base right, candidate wrong on the gold set
+    unparseable: list[dict[str, Any]]
+    weakest_class: tuple[str, dict[str, Any]] | None
+    weakest_slice: dict[str, Any] | None
+    per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
+    confusion: dict[str, Any] = field(default_factory=dict)
+    suite_regressions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def build_view(result: RunResult, rows: list[dict[str, Any]]) -> ReportView:
+    """The report's content: verdict, key table, gates (failures first), then losses."""
+    order = {"fail": 0, "unresolved": 1, "pass": 2}
+    gates = sorted(result.gates, key=lambda g: (order[g.status], g.name))
+    by_key = {(r["dataset"], r["id"], r["model"]): r for r in rows}
+    regressions: list[dict[str, Any]] = []
+    suite_regressions: list[dict[str, Any]] = []
+    unparseable: list[dict[str, Any]] = []
+    for r in rows:
+        if r["model"] != "candidate":
+            continue
+        base = by_key.get((r["dataset"], r["id"], "base"))
+        item = {**r, "base_output": base["output"] if base else None}
+        if "regression" in r["flags"]:
+            (regressions if r["dataset"] == "gold" else suite_regressions).append(item)
+        if "unparseable" in r["flags"] and r["dataset"] == "gold":
+            unparseable.append(item)
+    details = result.metric_details.get("candidate", {})
+    report = details.get("report") or {}
+    per_class = report.get("per_class") or {}
+    weakest = min(per_class.items(), key=lambda kv: kv[1]["f1"]) if per_class else None
+    confusion = {}
+    for role in ("base", "candidate"):
+        rep = (result.metric_details.get(role) or {}).get("report")
+        if rep:
+            confusion[role] = {
+                "rows": rep["labels"],
+                "columns": rep["confusion_columns"],
+                "matrix": rep["confusion_matrix"],
+            }
+    weakest_slice = None
+    eligible = [s for s in result.slices if not s.tiny] or list(result.slices)
+    if eligible:
+        s = min(eligible, key=lambda s: s.comparison.delta.estimate or 0.0)
+        weakest_slice = {
+            "field": s.field,
+            "value": s.value,
+            "tiny": s.tiny,
+            "comparison": s.comparison,
+        }
+    primary = next((c for c in result.comparisons if c.primary), None)
+    v = result.verdict
+    headline = f"{v.status}: {v.reasons[0]}" if v.reasons else v.status
+    return ReportView(
+        result=result,
+        headline=headline,
+        primary=primary,
+        comparisons=list(result.comparisons),
+        gates=gates,
+        regressions=regressions,
+        unparseable=unparseable,
+        weakest_class=weakest,
+        weakest_slice=weakest_slice,
+        per_class=per_class,
+        confusion=confusion,
+        suite_regressions=suite_regressions,
+    )

@@ -1,0 +1,118 @@
+"""Reports from stored results: golden Markdown/JSON, schema round trip, JUnit, compare."""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from heldout.report import build_view, render_junit, render_markdown, write_reports
+from heldout.results import RunResult, compare_runs, result_json_schema
+from heldout.results._samples import read_samples
+from heldout.results._store import load_run
+from tests.report.conftest import build_run
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("HELDOUT_UPDATE_GOLDEN") == "1"
+
+
+def _stable(data: Any) -> Any:
+    """Blank out what legitimately varies between machines and runs."""
+    volatile = {
+        "run_id",
+        "created_at",
+        "plan_path",
+        "git_revision",
+        "path",
+        "timings",
+        "lock_path",
+        "locked_at",
+        "latency_s_mean",
+        "folder",
+    }
+    if isinstance(data, dict):
+        return {k: ("<volatile>" if k in volatile else _stable(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_stable(v) for v in data]
+    return data
+
+
+def _check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(text, encoding="utf-8")
+    assert path.is_file(), f"missing golden file {path}; run with HELDOUT_UPDATE_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8")
+
+
+def test_json_golden(run_folder: Path) -> None:
+    data = json.loads((run_folder / "results.json").read_text())
+    for m in data["models"]:
+        m["identity"] = "<volatile>"
+    _check_golden("results.json", json.dumps(_stable(data), indent=2, sort_keys=True) + "\n")
+
+
+def test_markdown_golden(run_folder: Path) -> None:
+    result = load_run(run_folder)
+    result = result.model_copy(update={"run_id": "RUN", "plan_sha256": "0" * 64})
+    text = render_markdown(build_view(result, read_samples(run_folder)))
+    assert len(text) < 65_000
+    _check_golden("report.md", text)
+
+
+def test_schema_round_trip(run_folder: Path) -> None:
+    raw = json.loads((run_folder / "results.json").read_text())
+    jsonschema.validate(raw, result_json_schema())
+    result = RunResult.model_validate(raw)
+    assert RunResult.model_validate_json(result.model_dump_json()) == result
+    assert result.schema_version == 1
+    assert all("N/A" not in json.dumps(v) for v in raw.values())
+
+
+def test_per_sample_rows_in_jsonl_and_parquet(run_folder: Path) -> None:
+    import pyarrow.parquet as pq
+
+    rows = read_samples(run_folder)
+    assert len(rows) == 2 * (120 + 40)
+    table = pq.read_table(run_folder / "samples.parquet")
+    assert table.num_rows == len(rows)
+    assert "score_accuracy" in table.column_names
+    regressions = [r for r in rows if "regression" in r["flags"]]
+    assert regressions
+    assert all(r["model"] == "candidate" for r in regressions)
+    assert any("unparseable" in r["flags"] for r in rows)
+
+
+def test_junit_has_one_case_per_gate(run_folder: Path) -> None:
+    result = load_run(run_folder)
+    xml = render_junit(build_view(result, read_samples(run_folder)))
+    root = ET.fromstring(xml.split("?>", 1)[1])
+    cases = root.findall("testcase")
+    assert [c.get("name") for c in cases] == [*(g.name for g in result.gates), "verdict"]
+    statuses = {g.name: g.status for g in result.gates}
+    for case in cases[:-1]:
+        kind = {"pass": None, "fail": "failure", "unresolved": "error"}[statuses[case.get("name")]]
+        assert (case.find(kind) is not None) if kind else not list(case)
+
+
+def test_write_reports_rerenders_without_models(run_folder: Path) -> None:
+    paths = write_reports(run_folder)
+    assert set(paths) == {"html", "markdown", "junit"}
+    html = paths["html"].read_text()
+    assert "Content-Security-Policy" in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in html
+
+
+def test_compare_two_stored_runs(tmp_path: Path) -> None:
+    build_run(tmp_path / "a", seed=0)
+    build_run(tmp_path / "b", seed=0)
+    same = compare_runs(tmp_path / "a" / "run", tmp_path / "b" / "run")
+    assert same.delta.estimate == 0.0
+    assert not same.real_gain
+    assert same.fixed == 0
+    assert same.broken == 0
