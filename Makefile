@@ -33,7 +33,8 @@ browser:
 test: lint browser
 	$(VENV)/bin/pytest
 
-# The built-in example: scaffold, validate, lock, leak-check, then run base vs candidate.
+# The built-in example: scaffold, validate, lock, leak-check, then run base vs candidate;
+# then `heldout demo`: a tiny model pre-trained and fine-tuned twice on the CPU, evaluated.
 # heldout run exits 1 for any verdict but success; on this 12-sample example the honest
 # verdict is "inconclusive", so exit 1 is expected here and anything else fails.
 demo: setup
@@ -42,6 +43,7 @@ demo: setup
 	  ../$(VENV)/bin/heldout plan lock && ../$(VENV)/bin/heldout plan verify && \
 	  ../$(VENV)/bin/heldout leak --train data/train.jsonl && \
 	  { ../$(VENV)/bin/heldout run; rc=$$?; test $$rc -le 1; }
+	$(VENV)/bin/heldout demo --out demo/finetune
 
 clean:
 	rm -rf $(VENV) demo

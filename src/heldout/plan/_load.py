@@ -413,11 +413,29 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
                 get_metric(g.metric)
             except UnknownNameError as exc:
                 add(["guardrails", i, "metric"], str(exc))
-        if isinstance(g, CalibrationGuardrail) and task.shape != "classification":
-            add(
-                ["guardrails", i, "calibration"],
-                "calibration needs label probabilities: only for shape classification",
-            )
+        if isinstance(g, CalibrationGuardrail) and g.suite is None:
+            if task.shape != "classification":
+                add(
+                    ["guardrails", i, "calibration"],
+                    "calibration needs label probabilities: only for shape classification "
+                    "(or name a classification suite with 'suite')",
+                )
+        elif isinstance(g, CalibrationGuardrail):
+            suites = {s.suite: s for s in plan.guardrails if isinstance(s, SuiteGuardrail)}
+            target = suites.get(g.suite or "")
+            if target is None:
+                add(["guardrails", i, "suite"], f"no suite guardrail named {g.suite!r}")
+            else:
+                try:
+                    ok = "classification" in get_metric(target.metric).shapes
+                except UnknownNameError:
+                    ok = True  # reported on the suite itself
+                if not ok:
+                    add(
+                        ["guardrails", i, "suite"],
+                        f"suite {g.suite!r} is scored with {target.metric}, not a "
+                        "classification metric: it has no label probabilities",
+                    )
     return out
 
 

@@ -191,6 +191,11 @@ class CalibrationGuardrail(_Strict):
 
     calibration: Literal["ece", "brier"]
     max_increase: float = Field(ge=0.0, le=1.0)
+    suite: str | None = Field(
+        default=None,
+        description="Measure calibration on this classification suite guardrail instead of "
+        "the gold set (for a guarded skill that is classification).",
+    )
     unresolved: Literal["inconclusive", "warn"] = "inconclusive"
     fail_when: Literal["point", "ci"] = "ci"
 
@@ -209,7 +214,7 @@ class SliceGuardrail(_Strict):
 
 def _guardrail_tag(value: Any) -> str | None:
     keys = set(value) if isinstance(value, dict) else set(type(value).model_fields)
-    for tag in ("suite", "calibration", "slices"):
+    for tag in ("calibration", "slices", "suite"):  # a calibration guardrail may name a suite
         if tag in keys:
             return tag
     return None

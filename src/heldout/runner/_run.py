@@ -288,13 +288,19 @@ def run_plan(
     timings["load_s"] = time.perf_counter() - started
 
     gens: dict[tuple[str, str], dict[str, Generation]] = {}
-    wants_choices = plan.task.shape == "classification"
+    calibrated = {
+        "gold" if g.suite is None else f"suite:{g.suite}"
+        for g in plan.guardrails
+        if isinstance(g, CalibrationGuardrail)
+    }
+    if plan.task.shape == "classification":
+        calibrated.add("gold")
     t0 = time.perf_counter()
     try:
         for role in roles:
             t_role = time.perf_counter()
             for ds in datasets:
-                reqs = _requests(ds, wants_choices and ds.name == "gold")
+                reqs = _requests(ds, ds.name in calibrated)
 
                 def report(done: int, total: int, role: str = role, ds: _Dataset = ds) -> None:
                     if progress:
@@ -453,8 +459,11 @@ def run_plan(
                 )
             )
         elif isinstance(g, CalibrationGuardrail):
-            base_cal = _calibration(gold, gens[("base", "gold")])
-            cand_cal = _calibration(gold, gens[("candidate", "gold")])
+            cal_ds = next(
+                d for d in datasets if d.name == ("gold" if g.suite is None else f"suite:{g.suite}")
+            )
+            base_cal = _calibration(cal_ds, gens[("base", cal_ds.name)])
+            cand_cal = _calibration(cal_ds, gens[("candidate", cal_ds.name)])
             if base_cal is None or cand_cal is None:
                 nan = Interval(float("nan"), float("nan"), float("nan"), stats.confidence, "none")
                 gates.append(
@@ -473,6 +482,7 @@ def run_plan(
             change = ece_change(*base_cal, *cand_cal, stats)
             calibration_info = {
                 "metric": "ece",
+                "dataset": cal_ds.name,
                 "base_ece": ece(*base_cal),
                 "candidate_ece": ece(*cand_cal),
                 "increase": _iv(change).model_dump(),
@@ -486,10 +496,10 @@ def run_plan(
             )
             gates.append(
                 noninferiority_gate(
-                    "calibration ece",
+                    f"calibration ece ({cal_ds.name})",
                     improvement,
                     g.max_increase,
-                    len(gold.samples),
+                    len(cal_ds.samples),
                     kind="calibration",
                     fail_when=g.fail_when,
                     unresolved=g.unresolved,
