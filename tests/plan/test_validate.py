@@ -178,8 +178,22 @@ def test_calibration_guardrail_needs_classification(project: Path) -> None:
     problems = _problems(_rewrite(project, to_qa))
     assert problems == {
         "guardrails[3].calibration": "calibration needs label probabilities: only for shape "
-        "classification"
+        "classification (or name a classification suite with 'suite')"
     }
+
+
+def test_calibration_on_a_suite(project: Path) -> None:
+    def add(d: dict[str, object], suite: str) -> None:
+        d["guardrails"].append(  # type: ignore[attr-defined]
+            {"calibration": "ece", "suite": suite, "max_increase": 0.05}
+        )
+
+    load_plan(_rewrite(project, lambda d: add(d, "safety")))  # accuracy: classification
+    problems = _problems(_rewrite(project, lambda d: add(d, "general")))
+    assert problems["guardrails[4].suite"] == (
+        "suite 'general' is scored with exact_match, not a classification metric: it has no "
+        "label probabilities"
+    )
 
 
 def test_schema_file_must_be_a_valid_json_schema(project: Path) -> None:

@@ -52,6 +52,9 @@ class HFBackend:
             raise MissingDependencyError("torch and transformers", "hf") from None
         self.spec = spec
         self._torch = torch
+        # the CLI owns the terminal: no progress bars or chatter from transformers
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
         local = (root / spec.model).resolve()
         self.model_path = local if local.exists() else Path(spec.model)
         if not local.exists():

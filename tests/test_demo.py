@@ -1,0 +1,58 @@
+"""The built-in demo, end to end through the real CLI (runs in CI; about a minute)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+HELDOUT = shutil.which("heldout", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    assert HELDOUT
+    out = tmp_path / "demo"
+    r = subprocess.run(
+        [HELDOUT, "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    verdicts = {}
+    for name in ("lora", "full"):
+        folder = out / "runs" / name
+        result = json.loads((folder / "results.json").read_text())
+        verdicts[name] = result["verdict"]["status"]
+        # reports exist and agree with results.json
+        html = (folder / "report.html").read_text()
+        md = (folder / "report.md").read_text()
+        assert f"heldout: **{result['verdict']['status']}**" in md
+        assert f'class="banner {result["verdict"]["status"]}"' in html
+        assert (folder / "junit.xml").is_file()
+        candidate = next(m for m in result["models"] if m["role"] == "candidate")
+        if name == "lora":  # the adapter check ran and found the adapter active
+            assert candidate["record"]["adapter_applied"] is True
+        primary = next(c for c in result["comparisons"] if c["primary"])
+        assert primary["metric"] == "field_accuracy"
+        assert primary["n"] == 200
+        # the fine-tune learned the new behaviour: a real lift over the base model
+        assert primary["delta"]["low"] > 0
+        assert f"→ {result['verdict']['status']}" in r.stdout
+    # the aggressive full fine-tune forgets the base skills and is blocked for it
+    assert verdicts["full"] == "blocked"
+    # the LoRA adapter, trained with replay, keeps its guardrails from failing
+    assert verdicts["lora"] != "blocked"
+    plan = (out / "heldout.yaml").read_text()
+    assert "# measured on the base model before training" in plan
+    assert (out / "heldout.lock").is_file()
