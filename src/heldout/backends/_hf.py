@@ -22,7 +22,7 @@ from heldout.backends._base import Generation, OnResult, Request
 from heldout.errors import HeldoutError, MissingDependencyError
 from heldout.plan import HFModel
 
-__all__ = ["HFBackend", "directory_fingerprint"]
+__all__ = ["HFBackend", "directory_fingerprint", "quiet_transformers"]
 
 
 def directory_fingerprint(path: Path, *, hash_contents: bool) -> str:
@@ -41,6 +41,14 @@ def directory_fingerprint(path: Path, *, hash_contents: bool) -> str:
     return digest.hexdigest()
 
 
+def quiet_transformers() -> None:
+    """The CLI owns the terminal: no progress bars or chatter from transformers."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+
+
 class HFBackend:
     """Generates with a local causal LM (+ optional LoRA adapter)."""
 
@@ -52,9 +60,7 @@ class HFBackend:
             raise MissingDependencyError("torch and transformers", "hf") from None
         self.spec = spec
         self._torch = torch
-        # the CLI owns the terminal: no progress bars or chatter from transformers
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
+        quiet_transformers()
         local = (root / spec.model).resolve()
         self.model_path = local if local.exists() else Path(spec.model)
         if not local.exists():

@@ -119,15 +119,13 @@ def run_demo(
         import torch
     except ImportError:
         raise MissingDependencyError("torch, transformers and peft", "hf") from None
-    import transformers
-
+    from heldout.backends._hf import quiet_transformers
     from heldout.data import find_leaks, iter_train_texts, load_samples
     from heldout.plan import check_lock, load_plan, write_lock
     from heldout.report import write_reports
     from heldout.runner import RunOptions, run_plan
 
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    quiet_transformers()
     cfg = cfg or DemoConfig()
     torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
