@@ -366,14 +366,7 @@ def run_plan(
             results[(role, ds.name, ds.spec.name)] = _score(
                 ds, gens[(role, ds.name)], ds.spec, opts.failed_as_wrong
             )
-    secondary = [
-        n
-        for n in metric_names(plan.task.shape)
-        if n != gold.spec.name
-        and n not in ("embedding_similarity", "bertscore_f1")
-        and (n != "schema_valid_rate" or gold.options.schema is not None)
-        and (n != "unsupported_rate")
-    ]
+    secondary = _secondary_metrics(plan.task.shape, gold)
     for role in roles:
         for name in secondary:
             results[(role, "gold", name)] = _score(
@@ -636,6 +629,23 @@ def run_plan(
     tmp.replace(out_dir / "results.json")
     RunStore(loaded.root / ".heldout" / "runs.sqlite").add(result, out_dir)
     return result, out_dir
+
+
+def _secondary_metrics(shape: str, gold: _Dataset) -> list[str]:
+    """Built-in metrics of the shape reported beside the primary one (not gated). Plugin
+    metrics are reported only when they are the primary metric; model-based metrics
+    (embeddings, BERTScore) and those needing inputs the plan lacks are left out."""
+    names = []
+    for name in metric_names(shape):
+        spec = get_metric(name)
+        if name == gold.spec.name or not spec.fn.__module__.startswith("heldout.metrics."):
+            continue
+        if name in ("embedding_similarity", "bertscore_f1"):
+            continue
+        if name == "schema_valid_rate" and gold.options.schema is None:
+            continue
+        names.append(name)
+    return names
 
 
 def _json_safe(value: Any) -> Any:
