@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -38,6 +39,26 @@ err = Console(stderr=True)
 T = TypeVar("T")
 PlanOpt = Annotated[Path, typer.Option("--plan", "-p", help="Plan file.")]
 DEFAULT_PLAN = Path("heldout.yaml")
+
+
+@contextmanager
+def _bars(width: int) -> Iterator[Callable[[str, int, int], None]]:
+    """Rich progress bars, one per label, fed by a (label, done, total) callback."""
+    with Progress(
+        TextColumn(f"{{task.description:<{width}}}"),
+        BarColumn(),
+        TextColumn("{task.completed:>6,}/{task.total:<6,}"),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total)
+            progress.update(tasks[label], completed=done, total=total)
+
+        yield on_progress
 
 
 def _guard(fn: Callable[[], T]) -> T:
@@ -275,21 +296,7 @@ def run_cmd(
     options = RunOptions(
         out_dir=out_dir, use_cache=cache, refresh=refresh, failed_as_wrong=failed_as_wrong
     )
-    with Progress(
-        TextColumn("{task.description:<28}"),
-        BarColumn(),
-        TextColumn("{task.completed:>6,}/{task.total:<6,}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    ) as progress:
-        tasks: dict[str, Any] = {}
-
-        def on_progress(label: str, done: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = progress.add_task(label, total=total)
-            progress.update(tasks[label], completed=done, total=total)
-
+    with _bars(28) as on_progress:
         result, folder = _guard(lambda: run_plan(loaded, status, options, on_progress))
     from heldout.report import write_reports
 
@@ -439,20 +446,7 @@ def demo(
     """
     from heldout.demo import DemoConfig, run_demo
 
-    with Progress(
-        TextColumn("{task.description:<44}"),
-        BarColumn(),
-        TextColumn("{task.completed:>5,}/{task.total:<5,}"),
-        TimeElapsedColumn(),
-        console=err,
-    ) as progress:
-        tasks: dict[str, Any] = {}
-
-        def on_progress(label: str, done: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = progress.add_task(label, total=total)
-            progress.update(tasks[label], completed=done, total=total)
-
+    with _bars(44) as on_progress:
         result = _guard(lambda: run_demo(out_dir, DemoConfig(seed=seed), on_progress))
     out.print(
         f"base model's measured baseline (field_accuracy): {result.baseline:.4f}; leak check: "
