@@ -130,6 +130,14 @@ def test_unknown_suite(project: Path) -> None:
     )
 
 
+def test_duplicate_suite_names(project: Path) -> None:
+    path = _rewrite(project, lambda d: d["guardrails"][1].__setitem__("suite", "general"))
+    assert _problems(path) == {
+        "guardrails[1].suite": "suite name 'general' is already used by guardrails[0]; give "
+        "each suite its own name"
+    }
+
+
 def test_unknown_suite_metric(project: Path) -> None:
     path = _rewrite(project, lambda d: d["guardrails"][0].__setitem__("metric", "exact"))
     assert _problems(path)["guardrails[0].metric"].startswith("unknown metric 'exact'; known:")

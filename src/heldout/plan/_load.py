@@ -400,7 +400,16 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
     if models.reference is not None and models.reference == models.candidate:
         add(["models", "reference"], "is identical to models.candidate")
 
+    suite_names: dict[str, int] = {}
     for i, g in enumerate(plan.guardrails):
+        if isinstance(g, SuiteGuardrail):
+            if g.suite in suite_names:
+                add(
+                    ["guardrails", i, "suite"],
+                    f"suite name {g.suite!r} is already used by guardrails[{suite_names[g.suite]}]"
+                    "; give each suite its own name",
+                )
+            suite_names.setdefault(g.suite, i)
         if isinstance(g, SuiteGuardrail) and g.data is None and g.suite not in BUILTIN_SUITES:
             builtin = ", ".join(BUILTIN_SUITES) or "none are bundled in this version"
             add(

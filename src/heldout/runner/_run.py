@@ -109,7 +109,7 @@ def _git_revision(root: Path) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def _iv(i: Interval) -> IntervalRecord:
