@@ -20,3 +20,14 @@ def test_there_are_examples() -> None:
 def test_example_plan_is_schema_valid(path: Path) -> None:
     plan = Plan.model_validate(yaml.safe_load(path.read_text()))
     assert plan.models.base != plan.models.candidate
+
+
+def test_every_plan_field_is_documented() -> None:
+    import inspect
+
+    from heldout.plan import _model
+
+    for _, cls in inspect.getmembers(_model, inspect.isclass):
+        if cls.__module__ == _model.__name__ and hasattr(cls, "model_fields"):
+            for name, info in cls.model_fields.items():
+                assert info.description, f"{cls.__name__}.{name} has no description"

@@ -67,6 +67,8 @@ def test_markdown_golden(run_folder: Path) -> None:
 def test_schema_round_trip(run_folder: Path) -> None:
     raw = json.loads((run_folder / "results.json").read_text())
     jsonschema.validate(raw, result_json_schema())
+    stored_schema = json.loads((run_folder / "results.schema.json").read_text())
+    assert stored_schema == result_json_schema()
     result = RunResult.model_validate(raw)
     assert RunResult.model_validate_json(result.model_dump_json()) == result
     assert result.schema_version == 1

@@ -81,7 +81,7 @@ class GenerationParams(_Strict):
     """Sampling parameters sent to every backend."""
 
     temperature: float = Field(default=0.0, ge=0.0, description="0 means greedy decoding.")
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     max_tokens: int = Field(default=256, ge=1, description="Maximum new tokens per response.")
     stop: list[str] = Field(default_factory=list, description="Stop sequences.")
     seed: int | None = Field(default=None, description="Sampling seed, where supported.")
@@ -90,48 +90,64 @@ class GenerationParams(_Strict):
 class OpenAIModel(_Strict):
     """Any OpenAI-compatible server: vLLM, SGLang, TGI, Ollama, llama.cpp, OpenAI."""
 
-    backend: Literal["openai"]
+    backend: Literal["openai"] = Field(description="OpenAI-compatible HTTP API.")
     model: str = Field(description="Model name as the server knows it.")
-    base_url: str = Field(default="https://api.openai.com/v1")
+    base_url: str = Field(default="https://api.openai.com/v1", description="Server URL up to /v1.")
     api_key_env: str | None = Field(
         default=None,
         description="Name of the environment variable holding the API key (never the key).",
     )
-    endpoint: Literal["chat", "completions"] = "chat"
-    params: GenerationParams = Field(default_factory=GenerationParams)
-    concurrency: int = Field(default=32, ge=1, le=4096)
-    timeout_s: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=5, ge=0)
-    price_per_1k_input: float | None = Field(default=None, ge=0)
-    price_per_1k_output: float | None = Field(default=None, ge=0)
+    endpoint: Literal["chat", "completions"] = Field(
+        default="chat", description="/chat/completions (messages) or /completions (prompt)."
+    )
+    params: GenerationParams = Field(
+        default_factory=GenerationParams, description="Sampling parameters."
+    )
+    concurrency: int = Field(default=32, ge=1, le=4096, description="Requests in flight.")
+    timeout_s: float = Field(default=120.0, gt=0, description="Per-request timeout, seconds.")
+    max_retries: int = Field(
+        default=5, ge=0, description="Retries on 429, 5xx, timeouts and connection errors."
+    )
+    price_per_1k_input: float | None = Field(
+        default=None, ge=0, description="Price per 1,000 prompt tokens, for cost per sample."
+    )
+    price_per_1k_output: float | None = Field(
+        default=None, ge=0, description="Price per 1,000 completion tokens."
+    )
 
 
 class HFModel(_Strict):
     """A local transformers model with an optional PEFT adapter."""
 
-    backend: Literal["hf"]
+    backend: Literal["hf"] = Field(description="Local transformers model.")
     model: str = Field(description="Local path (or cached hub id) of the base weights.")
     adapter: str | None = Field(default=None, description="Path of a PEFT (LoRA) adapter.")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="auto", description="Weight dtype; 'auto' keeps the checkpoint's."
+    )
     device: str = Field(default="auto", description="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'.")
-    batch_size: int = Field(default=8, ge=1)
-    params: GenerationParams = Field(default_factory=GenerationParams)
+    batch_size: int = Field(default=8, ge=1, description="Prompts per generation batch.")
+    params: GenerationParams = Field(
+        default_factory=GenerationParams, description="Sampling parameters."
+    )
 
 
 class FileModel(_Strict):
     """Precomputed predictions keyed by sample id (JSONL, CSV, Parquet, lm-eval, Inspect)."""
 
-    backend: Literal["file"]
+    backend: Literal["file"] = Field(description="Precomputed outputs.")
     path: str = Field(description="Predictions file, relative to the plan's folder.")
-    format: Literal["auto", "jsonl", "csv", "parquet", "lm-eval", "inspect"] = "auto"
-    id_field: str = "id"
-    output_field: str = "output"
+    format: Literal["auto", "jsonl", "csv", "parquet", "lm-eval", "inspect"] = Field(
+        default="auto", description="File format; 'auto' decides from the name."
+    )
+    id_field: str = Field(default="id", description="Column with the sample id.")
+    output_field: str = Field(default="output", description="Column with the model output.")
 
 
 class MockModel(_Strict):
     """Deterministic scripted outputs, for tests and dry runs."""
 
-    backend: Literal["mock"]
+    backend: Literal["mock"] = Field(description="Scripted outputs (tests, dry runs).")
     name: str = Field(default="mock", description="Identity of this mock in results.")
     outputs: dict[str, str] = Field(default_factory=dict, description="Output per sample id.")
     default: str | None = Field(
@@ -189,27 +205,35 @@ class SuiteGuardrail(_Strict):
 class CalibrationGuardrail(_Strict):
     """Calibration must not get worse by more than max_increase."""
 
-    calibration: Literal["ece", "brier"]
-    max_increase: float = Field(ge=0.0, le=1.0)
+    calibration: Literal["ece", "brier"] = Field(description="Calibration measure.")
+    max_increase: float = Field(ge=0.0, le=1.0, description="Largest tolerated increase.")
     suite: str | None = Field(
         default=None,
         description="Measure calibration on this classification suite guardrail instead of "
         "the gold set (for a guarded skill that is classification).",
     )
-    unresolved: Literal["inconclusive", "warn"] = "inconclusive"
-    fail_when: Literal["point", "ci"] = "ci"
+    unresolved: Literal["inconclusive", "warn"] = Field(
+        default="inconclusive", description="Verdict effect when the CI straddles the margin."
+    )
+    fail_when: Literal["point", "ci"] = Field(
+        default="ci", description="Fail on the whole CI past the margin, or the point estimate."
+    )
 
 
 class SliceGuardrail(_Strict):
     """The worst eligible slice of these metadata fields must not drop more than max_drop."""
 
     slices: list[str] = Field(min_length=1, description="Metadata fields to slice by.")
-    max_drop: float = Field(ge=0.0, le=1.0)
+    max_drop: float = Field(ge=0.0, le=1.0, description="Largest tolerated drop in a slice.")
     min_size: int = Field(
         default=20, ge=1, description="Slices smaller than this are reported, not gated."
     )
-    unresolved: Literal["inconclusive", "warn"] = "inconclusive"
-    fail_when: Literal["point", "ci"] = "ci"
+    unresolved: Literal["inconclusive", "warn"] = Field(
+        default="inconclusive", description="Verdict effect when the CI straddles the margin."
+    )
+    fail_when: Literal["point", "ci"] = Field(
+        default="ci", description="Fail on the whole CI past the margin, or the point estimate."
+    )
 
 
 def _guardrail_tag(value: Any) -> str | None:
@@ -231,18 +255,22 @@ Guardrail = Annotated[
 class JudgeSpec(_Strict):
     """An LLM judge, checked against human labels before it is trusted."""
 
-    model: ModelSpec
+    model: ModelSpec = Field(description="The judge model.")
     rubric: list[str] = Field(min_length=1, description="Criteria the judge scores.")
     human_labels: str | None = Field(default=None, description="JSONL of human ratings.")
-    min_agreement: float = Field(default=0.8, ge=0.0, le=1.0)
+    min_agreement: float = Field(
+        default=0.8, ge=0.0, le=1.0, description="Agreement with humans needed to trust it."
+    )
 
 
 class StatsSpec(_Strict):
     """How uncertainty is computed. The seed is recorded with every result."""
 
-    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
-    resamples: int = Field(default=10_000, ge=200, le=1_000_000)
-    seed: int = Field(default=0, ge=0)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0, description="CI level.")
+    resamples: int = Field(
+        default=10_000, ge=200, le=1_000_000, description="Bootstrap/permutation resamples."
+    )
+    seed: int = Field(default=0, ge=0, description="Seed of every random draw (recorded).")
     power: float = Field(default=0.8, gt=0.5, lt=1.0, description="Target power.")
     bar_rule: Literal["ci", "point"] = Field(
         default="ci",
@@ -256,7 +284,7 @@ class Plan(_Strict):
 
     name: str = Field(min_length=1, description="Name of this evaluation, e.g. ticket-json-v3.")
     target_behavior: str = Field(min_length=1, description="What the fine-tune should do better.")
-    task: TaskSpec
+    task: TaskSpec = Field(description="What the model does, on which gold set.")
     primary_metric: str = Field(description="Metric that decides success; must fit the shape.")
     baseline: float = Field(
         description="Base model with the best prompt, measured before training."
@@ -265,10 +293,12 @@ class Plan(_Strict):
     min_detectable_lift: float = Field(
         gt=0.0, description="Smallest lift worth detecting; drives the power check."
     )
-    models: Models
-    guardrails: list[Guardrail] = Field(default_factory=list)
-    judge: JudgeSpec | None = None
-    stats: StatsSpec = Field(default_factory=StatsSpec)
+    models: Models = Field(description="Base, candidate and optional reference models.")
+    guardrails: list[Guardrail] = Field(
+        default_factory=list, description="What must not get worse (suites, calibration, slices)."
+    )
+    judge: JudgeSpec | None = Field(default=None, description="Optional LLM judge.")
+    stats: StatsSpec = Field(default_factory=StatsSpec, description="Uncertainty settings.")
     slices: list[str] = Field(
         default_factory=list, description="Metadata fields to report per-slice results for."
     )

@@ -624,6 +624,9 @@ def run_plan(
         timings=timings,
     )
     write_samples(out_dir, sample_rows)
+    (out_dir / "results.schema.json").write_text(
+        json.dumps(RunResult.model_json_schema(), indent=2), encoding="utf-8"
+    )
     tmp = out_dir / "results.json.tmp"
     tmp.write_text(result.model_dump_json(indent=2), encoding="utf-8")
     tmp.replace(out_dir / "results.json")
