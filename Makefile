@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[dev,hf]"
+	$(PY) -m compileall -q src >/dev/null  # editable installs are not byte-compiled by pip
 	touch $(STAMP)
 
 lint: setup

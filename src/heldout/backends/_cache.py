@@ -21,10 +21,15 @@ from heldout.backends._base import Generation, Request
 __all__ = ["ResponseCache", "cache_key"]
 
 
-def cache_key(identity: Mapping[str, Any], request: Request) -> str:
-    payload = {"identity": identity, "prompt": request.prompt, "choices": request.choices}
-    raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(raw.encode()).hexdigest()
+def cache_key(identity: Mapping[str, Any] | str, request: Request) -> str:
+    """sha256 of the backend identity (a mapping, or its canonical JSON when the caller has
+    it already), the rendered prompt and the requested label choices."""
+    if not isinstance(identity, str):
+        identity = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(identity.encode())
+    digest.update(b"\x00" + request.prompt.encode())
+    digest.update(b"\x00" + json.dumps(request.choices).encode())
+    return digest.hexdigest()
 
 
 class ResponseCache:
@@ -57,16 +62,17 @@ class ResponseCache:
                 out[key] = gen
         return out
 
-    def put(self, key: str, generation: Generation) -> None:
-        """Store one successful generation, committed immediately."""
+    def put(self, key: str, generation: Generation, blob: str | None = None) -> None:
+        """Store one successful generation, committed immediately. ``blob`` is its JSON when
+        the caller already has it (the runner serialises each response once)."""
         if not generation.ok:
             return
-        data = generation.to_json()
-        data["cached"] = False
+        if blob is None:
+            blob = json.dumps(generation.to_json(), ensure_ascii=False)
         self._db.execute(
             "INSERT OR REPLACE INTO responses (key, sample_id, generation, created) "
             "VALUES (?, ?, ?, ?)",
-            (key, generation.sample_id, json.dumps(data, ensure_ascii=False), time.time()),
+            (key, generation.sample_id, blob, time.time()),
         )
 
     def __len__(self) -> int:

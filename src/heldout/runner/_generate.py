@@ -24,9 +24,12 @@ class GenerationSink:
         self.path = path
         self._fh: IO[str] = path.open("a", encoding="utf-8")
 
-    def write(self, role: str, dataset: str, gen: Generation) -> None:
-        row: dict[str, Any] = {"model": role, "dataset": dataset, **gen.to_json()}
-        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    def write(self, role: str, dataset: str, gen: Generation, blob: str | None = None) -> None:
+        """One line: model, dataset and the generation's fields (``blob``: its JSON object)."""
+        if blob is None:
+            blob = json.dumps(gen.to_json(), ensure_ascii=False)
+        head = json.dumps({"model": role, "dataset": dataset}, ensure_ascii=False)
+        self._fh.write(head[:-1] + ", " + blob[1:] + "\n")
         self._fh.flush()
 
     def close(self) -> None:
@@ -49,7 +52,9 @@ def generate(
     Each new result is committed to the cache and appended to the sink before the next one
     is handled, so an interruption at any point loses no finished response.
     """
-    identity = backend.identity()
+    identity = json.dumps(
+        backend.identity(), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
     keys = {r.sample_id: cache_key(identity, r) for r in requests}
     found = cache.get_many(keys.values()) if cache is not None and not refresh else {}
     out: dict[str, Generation] = {}
@@ -69,9 +74,10 @@ def generate(
     last = [0.0]
 
     def on_result(gen: Generation) -> None:
+        blob = json.dumps(gen.to_json(), ensure_ascii=False)  # serialised once, stored twice
         if cache is not None:
-            cache.put(keys[gen.sample_id], gen)
-        sink.write(role, dataset, gen)
+            cache.put(keys[gen.sample_id], gen, blob)
+        sink.write(role, dataset, gen, blob)
         out[gen.sample_id] = gen
         if progress:  # throttled: redrawing a progress bar per response costs throughput
             now = time.monotonic()

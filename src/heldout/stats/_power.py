@@ -182,6 +182,6 @@ def detectable_lift(
 
     if gap(top) < 0:
         return float("inf")
-    from scipy.optimize import brentq  # imported on use: scipy.optimize is slow to import
+    from heldout.stats._intervals import bisect
 
-    return float(brentq(gap, 1e-6, top, xtol=1e-6))
+    return float(bisect(gap, 1e-6, top, tol=1e-6))
