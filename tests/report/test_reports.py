@@ -38,6 +38,8 @@ def _stable(data: Any) -> Any:
         return {k: ("<volatile>" if k in volatile else _stable(v)) for k, v in data.items()}
     if isinstance(data, list):
         return [_stable(v) for v in data]
+    if isinstance(data, float):
+        return round(data, 9)  # last-bit differences of root finding across platforms
     return data
 
 

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from heldout._version import __version__
-from heldout.errors import HeldoutError, LockError, PlanChangedError
+from heldout.errors import HeldoutError
 
 app = typer.Typer(
     name="heldout",
@@ -502,14 +502,7 @@ def leak(
         samples = _guard(lambda: load_samples(gold_path))
     else:
         loaded = _guard(lambda: load_plan(plan))
-        try:
-            status = check_lock(loaded, allow_changed=allow_changed_plan)
-        except PlanChangedError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
-        except LockError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+        status = _guard(lambda: check_lock(loaded, allow_changed=allow_changed_plan))
         if status.overridden:
             err.print("[yellow]warning:[/] the plan changed since its lock (--allow-changed-plan)")
         lock_info = asdict(status)

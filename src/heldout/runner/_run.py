@@ -522,40 +522,9 @@ def run_plan(
             )
     gates = apply_holm(gates)
 
-    power_check = None
-    power_info = None
-    if primary.fixed is not None and gold.spec.higher_is_better and plan.baseline < 1:
-        n = primary.n
-        observed = (primary.fixed + (primary.broken or 0)) / n
-        psi = max(observed, plan.min_detectable_lift) if observed > 0 else None
-        try:
-            lift = min(plan.min_detectable_lift, 1 - plan.baseline)
-            need = samples_needed(
-                plan.baseline,
-                lift,
-                alpha=1 - stats.confidence,
-                power=plan.stats.power,
-                discordance=psi,
-            )
-            can = detectable_lift(
-                n,
-                plan.baseline,
-                alpha=1 - stats.confidence,
-                power=plan.stats.power,
-                discordance=psi,
-            )
-            power_check = PowerCheck(
-                n, need.n, can if math.isfinite(can) else None, plan.min_detectable_lift
-            )
-            power_info = {
-                "n": n,
-                "n_needed": need.n,
-                "detectable_lift": power_check.detectable_lift,
-                "discordance": psi,
-                "method": need.method,
-            }
-        except HeldoutError as exc:
-            warnings.append(f"power check skipped: {exc}")
+    power_check, power_info, power_warning = _power_check(primary, plan, stats)
+    if power_warning:
+        warnings.append(power_warning)
     verdict = decide(
         primary,
         baseline=plan.baseline,
@@ -632,6 +601,34 @@ def run_plan(
     tmp.replace(out_dir / "results.json")
     RunStore(loaded.root / ".heldout" / "runs.sqlite").add(result, out_dir)
     return result, out_dir
+
+
+def _power_check(
+    primary: Comparison, plan: Any, stats: StatsOptions
+) -> tuple[PowerCheck | None, dict[str, Any] | None, str | None]:
+    """Can this gold set detect the pre-registered lift? For binary primary metrics, with the
+    discordance observed in this run (at least the lift itself)."""
+    if primary.fixed is None or not primary.higher_is_better or plan.baseline >= 1:
+        return None, None, None
+    n = primary.n
+    observed = (primary.fixed + (primary.broken or 0)) / n
+    psi = max(observed, plan.min_detectable_lift) if observed > 0 else None
+    alpha, power = 1 - stats.confidence, plan.stats.power
+    try:
+        lift = min(plan.min_detectable_lift, 1 - plan.baseline)
+        need = samples_needed(plan.baseline, lift, alpha=alpha, power=power, discordance=psi)
+        can = detectable_lift(n, plan.baseline, alpha=alpha, power=power, discordance=psi)
+    except HeldoutError as exc:
+        return None, None, f"power check skipped: {exc}"
+    check = PowerCheck(n, need.n, can if math.isfinite(can) else None, plan.min_detectable_lift)
+    info = {
+        "n": n,
+        "n_needed": need.n,
+        "detectable_lift": check.detectable_lift,
+        "discordance": psi,
+        "method": need.method,
+    }
+    return check, info, None
 
 
 def _secondary_metrics(shape: str, gold: _Dataset) -> list[str]:
