@@ -51,8 +51,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         assert f"→ {result['verdict']['status']}" in r.stdout
     # the aggressive full fine-tune forgets the base skills and is blocked for it
     assert verdicts["full"] == "blocked"
-    # the LoRA adapter, trained with replay, keeps its guardrails from failing
-    assert verdicts["lora"] != "blocked"
+    # the LoRA adapter, trained with replay, keeps its guardrails: deterministic for seed 0
+    assert verdicts["lora"] == "success"
     plan = (out / "heldout.yaml").read_text()
     assert "# measured on the base model before training" in plan
     assert (out / "heldout.lock").is_file()

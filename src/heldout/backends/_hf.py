@@ -43,10 +43,16 @@ def directory_fingerprint(path: Path, *, hash_contents: bool) -> str:
 
 def quiet_transformers() -> None:
     """The CLI owns the terminal: no progress bars or chatter from transformers."""
+    import warnings
+
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    # peft calls a transformers API that transformers itself deprecated: not the user's concern
+    warnings.filterwarnings(
+        "ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning
+    )
 
 
 class HFBackend:

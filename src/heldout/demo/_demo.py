@@ -38,12 +38,12 @@ class DemoConfig:
 
     seed: int = 0
     gold: int = 200
-    suite: int = 150
+    suite: int = 300
     pretrain_steps: int = 450
     lora_steps: int = 400
     lora_lr: float = 1e-2
     lora_rank: int = 8
-    replay: float = 0.4
+    replay: float = 0.5
     full_steps: int = 200
     full_lr: float = 5e-3
     threads: int = 1
@@ -102,9 +102,9 @@ models:
           params: {{max_tokens: 40, stop: ["\\n"]}}}}
 guardrails:
   - {{suite: sentiment, data: suites/sentiment.jsonl, metric: accuracy,
-     template: {sentiment_prompt}, max_drop: 0.05}}
+     template: {sentiment_prompt}, max_drop: 0.1}}
   - {{suite: uppercase, data: suites/uppercase.jsonl, metric: exact_match,
-     template: {upper_prompt}, max_drop: 0.05}}
+     template: {upper_prompt}, max_drop: 0.1}}
   - {{calibration: ece, suite: sentiment, max_increase: 0.1}}
 stats: {{confidence: 0.95, resamples: 2000, seed: {cfg.seed}}}
 """
