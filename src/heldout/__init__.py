@@ -5,6 +5,7 @@ transformers or model SDKs are imported until a backend needs them.
 """
 
 from heldout._version import __version__
+from heldout.backends import Generation, MockBackend, Request
 from heldout.data import FieldMap, LeakOptions, Sample, find_leaks, load_samples
 from heldout.errors import (
     DataError,
@@ -24,6 +25,7 @@ from heldout.plan import LoadedPlan, Plan, check_lock, load_plan, write_lock
 __all__ = [
     "DataError",
     "FieldMap",
+    "Generation",
     "HeldoutError",
     "LeakOptions",
     "LoadedPlan",
@@ -32,10 +34,12 @@ __all__ = [
     "MetricOptions",
     "MetricResult",
     "MissingDependencyError",
+    "MockBackend",
     "Plan",
     "PlanChangedError",
     "PlanError",
     "Problem",
+    "Request",
     "Sample",
     "TemplateError",
     "UnknownNameError",
