@@ -120,3 +120,30 @@ def test_compare_two_stored_runs(tmp_path: Path) -> None:
     assert not same.real_gain
     assert same.fixed == 0
     assert same.broken == 0
+
+
+def test_parquet_handles_long_texts_and_empty_runs(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from heldout.results._samples import write_samples
+
+    long_row = {
+        "dataset": "gold",
+        "id": "a",
+        "model": "base",
+        "input": "x" * 3_000_000,
+        "target": {"k": [1, 2]},
+        "output": "y\n<script>",
+        "error": None,
+        "metadata": {},
+        "scores": {"m": 0.5},
+        "flags": ["fix"],
+    }
+    write_samples(tmp_path, [long_row])
+    table = pq.read_table(tmp_path / "samples.parquet")
+    assert table.column("input")[0].as_py() == "x" * 3_000_000
+    assert json.loads(table.column("target")[0].as_py()) == {"k": [1, 2]}
+    assert table.column("score_m")[0].as_py() == 0.5
+    assert not (tmp_path / "samples.flat.jsonl.tmp").exists()
+    write_samples(tmp_path, [])
+    assert pq.read_table(tmp_path / "samples.parquet").num_rows == 0
