@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from heldout.errors import MetricInputError
+from heldout.metrics._inputs import check_aligned
 from heldout.metrics._registry import MetricOptions, MetricResult, metric
 
 __all__ = ["Span", "parse_spans", "span_scores"]
@@ -113,12 +114,7 @@ def _f1(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
 
 def span_scores(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOptions) -> _Counts:
     """Count true positives, predicted and gold spans per type across the corpus."""
-    if len(y_true) != len(y_pred):
-        raise MetricInputError(
-            f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}; they must align"
-        )
-    if not y_true:
-        raise MetricInputError("no samples: extraction metrics need at least one")
+    check_aligned(y_true, y_pred, "extraction metrics")
     mode = options.extra.get("match", "exact")
     if mode not in ("exact", "partial"):
         raise MetricInputError(f"unknown span match {mode!r}; known: exact, partial")

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from heldout.errors import HeldoutError, MetricInputError, MissingDependencyError
+from heldout.errors import HeldoutError, MissingDependencyError
+from heldout.metrics._inputs import text_references
 from heldout.metrics._registry import MetricOptions, MetricResult, metric
 
 __all__ = ["Encoder", "default_encoder_path", "load_encoder"]
@@ -110,26 +111,6 @@ def load_encoder(path: str | None = None, device: str = "cpu") -> Encoder:
     return Encoder(Path(path) if path else default_encoder_path(), device)
 
 
-def _check(y_true: Sequence[Any], y_pred: Sequence[Any]) -> list[list[str]]:
-    if len(y_true) != len(y_pred):
-        raise MetricInputError(
-            f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}; they must align"
-        )
-    if not y_true:
-        raise MetricInputError("no samples: open-text metrics need at least one")
-    refs = []
-    for i, (t, p) in enumerate(zip(y_true, y_pred, strict=True)):
-        if not isinstance(p, str):
-            raise MetricInputError(f"prediction {i} is {type(p).__name__}, not a string")
-        r = [t] if isinstance(t, str) else t
-        if not isinstance(r, list) or not r or not all(isinstance(x, str) for x in r):
-            raise MetricInputError(
-                f"reference {i} must be a string or a non-empty list of strings, got {t!r}"
-            )
-        refs.append(r)
-    return refs
-
-
 def _encoder(options: MetricOptions) -> Encoder:
     path = options.extra.get("encoder")
     return load_encoder(str(path) if path else None, str(options.extra.get("device", "cpu")))
@@ -146,7 +127,7 @@ def embedding_similarity(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:
     """Cosine similarity of sentence embeddings (best reference per sample)."""
-    refs = _check(y_true, y_pred)
+    refs = text_references(y_true, y_pred, "open-text metrics")
     enc = _encoder(options)
     flat, owner = _flatten(refs)
     pred_emb = enc.sentence_embeddings([str(p) for p in y_pred])
@@ -181,7 +162,7 @@ def bertscore_f1(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:
     """BERTScore F1 without idf or rescaling (best reference per sample)."""
-    refs = _check(y_true, y_pred)
+    refs = text_references(y_true, y_pred, "open-text metrics")
     enc = _encoder(options)
     layer = options.extra.get("layer")
     flat, owner = _flatten(refs)

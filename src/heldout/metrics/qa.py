@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from heldout.errors import MetricInputError
+from heldout.metrics._inputs import text_references
 from heldout.metrics._registry import MetricOptions, MetricResult, metric
 
 __all__ = ["exact_match_score", "normalize_answer", "token_f1_score"]
@@ -47,32 +47,12 @@ def token_f1_score(prediction: str, reference: str) -> float:
     return _f1_tokens(normalize_answer(prediction).split(), normalize_answer(reference).split())
 
 
-def _references(y_true: Sequence[Any], y_pred: Sequence[Any]) -> list[list[str]]:
-    if len(y_true) != len(y_pred):
-        raise MetricInputError(
-            f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}; they must align"
-        )
-    if not y_true:
-        raise MetricInputError("no samples: QA metrics need at least one")
-    refs: list[list[str]] = []
-    for i, (t, p) in enumerate(zip(y_true, y_pred, strict=True)):
-        if not isinstance(p, str):
-            raise MetricInputError(f"prediction {i} is {type(p).__name__}, not a string")
-        r = [t] if isinstance(t, str) else t
-        if not isinstance(r, list) or not r or not all(isinstance(x, str) for x in r):
-            raise MetricInputError(
-                f"reference {i} must be a string or a non-empty list of strings, got {t!r}"
-            )
-        refs.append(r)
-    return refs
-
-
 @metric("exact_match", shapes=["qa"], higher_is_better=True)
 def exact_match(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:
     """Share of answers equal to a reference after SQuAD normalisation."""
-    refs = _references(y_true, y_pred)
+    refs = text_references(y_true, y_pred, "QA metrics")
     values = np.fromiter(
         (
             max(normalize_answer(p) == normalize_answer(r) for r in rs)
@@ -89,7 +69,7 @@ def token_f1(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:
     """Mean SQuAD token F1 (best reference per sample)."""
-    refs = _references(y_true, y_pred)
+    refs = text_references(y_true, y_pred, "QA metrics")
     values = np.empty(len(refs), dtype=np.float64)
     for i, (p, rs) in enumerate(zip(y_pred, refs, strict=True)):
         pt = normalize_answer(p).split()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from heldout.errors import MetricInputError
+from heldout.metrics._inputs import check_aligned
 from heldout.metrics._registry import MetricOptions, MetricResult, metric
 
 __all__ = ["extract_first_json", "fields_equal", "parse_output"]
@@ -45,12 +46,7 @@ def parse_output(text: Any, *, extract: bool) -> Any:
 
 
 def _parse_all(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOptions) -> list[Any]:
-    if len(y_true) != len(y_pred):
-        raise MetricInputError(
-            f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}; they must align"
-        )
-    if not y_pred:
-        raise MetricInputError("no samples: structured metrics need at least one")
+    check_aligned(y_true, y_pred, "structured metrics")
     return [parse_output(p, extract=options.extract_json) for p in y_pred]
 
 
