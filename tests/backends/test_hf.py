@@ -92,7 +92,9 @@ def test_adapter_changes_outputs_and_is_recorded(tiny: Path) -> None:
     lp_plain = plain.choice_logprobs("the cat is", ["positive", "negative"])
     lp_tuned = tuned.choice_logprobs("the cat is", ["positive", "negative"])
     assert lp_plain != lp_tuned
-    assert _gen(plain, reqs) != _gen(tuned, reqs) or lp_plain != lp_tuned
+    texts_plain = {k: g.text for k, g in _gen(plain, reqs).items()}
+    texts_tuned = {k: g.text for k, g in _gen(tuned, reqs).items()}
+    assert texts_plain != texts_tuned
 
 
 def test_adapter_that_changes_nothing_is_an_error(tiny: Path) -> None:
