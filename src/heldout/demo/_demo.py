@@ -117,6 +117,7 @@ def run_demo(
     try:
         import peft
         import torch
+        from transformers import GPT2LMHeadModel
     except ImportError:
         raise MissingDependencyError("torch, transformers and peft", "hf") from None
     from heldout.backends._hf import quiet_transformers
@@ -219,7 +220,7 @@ def run_demo(
     # -- candidates --------------------------------------------------------------------------
     t0 = time.perf_counter()
     lora_model = peft.get_peft_model(
-        new_model(len(tok), cfg.seed).from_pretrained(models / "base"),
+        GPT2LMHeadModel.from_pretrained(models / "base"),
         peft.LoraConfig(
             r=cfg.lora_rank,
             lora_alpha=2 * cfg.lora_rank,
@@ -247,7 +248,7 @@ def run_demo(
     seconds["lora"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    full = new_model(len(tok), cfg.seed).from_pretrained(models / "base")
+    full = GPT2LMHeadModel.from_pretrained(models / "base")
     train(
         full,
         tok,

@@ -20,7 +20,6 @@ def fmt(x: float | None, digits: int = 4, signed: bool = False) -> str:
 @dataclass(slots=True)
 class ReportView:
     result: RunResult
-    headline: str
     primary: ComparisonRecord | None
     comparisons: list[ComparisonRecord]
     gates: list[GateRecord]  # failures first
@@ -28,7 +27,6 @@ class ReportView:
     unparseable: list[dict[str, Any]]
     weakest_class: tuple[str, dict[str, Any]] | None
     weakest_slice: dict[str, Any] | None
-    per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
     confusion: dict[str, Any] = field(default_factory=dict)
     suite_regressions: list[dict[str, Any]] = field(default_factory=list)
 
@@ -74,11 +72,8 @@ def build_view(result: RunResult, rows: list[dict[str, Any]]) -> ReportView:
             "comparison": s.comparison,
         }
     primary = next((c for c in result.comparisons if c.primary), None)
-    v = result.verdict
-    headline = f"{v.status}: {v.reasons[0]}" if v.reasons else v.status
     return ReportView(
         result=result,
-        headline=headline,
         primary=primary,
         comparisons=list(result.comparisons),
         gates=gates,
@@ -86,7 +81,6 @@ def build_view(result: RunResult, rows: list[dict[str, Any]]) -> ReportView:
         unparseable=unparseable,
         weakest_class=weakest,
         weakest_slice=weakest_slice,
-        per_class=per_class,
         confusion=confusion,
         suite_regressions=suite_regressions,
     )

@@ -55,7 +55,8 @@ def bootstrap_distribution(
     return np.concatenate(parts).astype(np.float64)
 
 
-def _jackknife_acceleration(statistic: Statistic, rows: npt.NDArray[np.intp]) -> float | None:
+def jackknife_acceleration(statistic: Statistic, rows: npt.NDArray[np.intp]) -> float | None:
+    """BCa acceleration from a leave-one-out jackknife; None when n is too large."""
     m = rows.size
     if m > JACKKNIFE_MAX_N or m < 3:
         return None
@@ -107,8 +108,3 @@ def bca_interval(
     adj = ndtr(z0 + (z0 + za) / (1 - acceleration * (z0 + za)))
     lo, hi = np.quantile(finite, adj)
     return Interval(observed, float(lo), float(hi), confidence, "bootstrap-bca")
-
-
-def jackknife_acceleration(statistic: Statistic, rows: npt.NDArray[np.intp]) -> float | None:
-    """BCa acceleration from a leave-one-out jackknife; None when n is too large."""
-    return _jackknife_acceleration(statistic, rows)
