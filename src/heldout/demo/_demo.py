@@ -43,7 +43,7 @@ class DemoConfig:
     lora_steps: int = 400
     lora_lr: float = 1e-2
     lora_rank: int = 8
-    replay: float = 0.5
+    replay: float = 0.6
     full_steps: int = 200
     full_lr: float = 5e-3
     threads: int = 1
@@ -219,6 +219,7 @@ def run_demo(
 
     # -- candidates --------------------------------------------------------------------------
     t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)  # LoRA's random A matrices: seeded here, not by chance
     lora_model = peft.get_peft_model(
         GPT2LMHeadModel.from_pretrained(models / "base"),
         peft.LoraConfig(
