@@ -149,3 +149,28 @@ def test_power_command(tmp_path: Path) -> None:
     r = run("power", cwd=tmp_path)
     assert r.returncode == 0
     assert "paired samples to detect +0.05 over 0.72" in r.stdout
+
+
+def test_progress_bars_show_count_rate_and_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import time
+
+    from rich.console import Console
+
+    from heldout.cli import _app
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=150, color_system=None)
+    monkeypatch.setattr(_app, "err", console)
+    with _app._bars(20) as on_progress:
+        on_progress("base · gold", 500, 2000)  # cache hits: already done, not a rate
+        for done in range(600, 1300, 100):
+            time.sleep(0.02)
+            on_progress("base · gold", done, 2000)
+    text = buf.getvalue()
+    last = [line for line in text.replace("\r", "\n").splitlines() if "base · gold" in line][-1]
+    assert "1,200/2,000" in last
+    # 100 responses per ~0.02 s: about 5,000/s (looser bounds for a loaded machine)
+    rate = int(last.split("/s")[0].split()[-1].replace(",", ""))
+    assert 500 < rate < 20_000
+    assert "eta 0:00:0" in last

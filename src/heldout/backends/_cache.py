@@ -2,8 +2,9 @@
 
 Keys hash everything that determines an output: the backend identity (backend, model,
 adapter, sampling parameters) and the rendered prompt (plus requested label choices). Every
-successful response is committed as it arrives (WAL mode), so a Ctrl-C or ``kill -9`` loses
-nothing that finished. Failures are not cached: a rerun retries them.
+successful response is committed as it arrives (WAL mode; the runner commits the responses
+that finish in one event-loop iteration together), so a Ctrl-C or ``kill -9`` loses nothing
+that finished. Failures are not cached: a rerun retries them.
 """
 
 from __future__ import annotations
@@ -63,17 +64,36 @@ class ResponseCache:
         return out
 
     def put(self, key: str, generation: Generation, blob: str | None = None) -> None:
-        """Store one successful generation, committed immediately. ``blob`` is its JSON when
-        the caller already has it (the runner serialises each response once)."""
-        if not generation.ok:
+        """Store one successful generation, committed immediately."""
+        self.put_many([(key, generation, blob)])
+
+    def put_many(self, items: Iterable[tuple[str, Generation, str | None]]) -> None:
+        """Store successful generations in one transaction, committed before returning.
+        Each item is (key, generation, its JSON or None); failures are skipped."""
+        now = time.time()
+        rows = [
+            (
+                key,
+                gen.sample_id,
+                blob if blob is not None else json.dumps(gen.to_json(), ensure_ascii=False),
+                now,
+            )
+            for key, gen, blob in items
+            if gen.ok
+        ]
+        if not rows:
             return
-        if blob is None:
-            blob = json.dumps(generation.to_json(), ensure_ascii=False)
-        self._db.execute(
-            "INSERT OR REPLACE INTO responses (key, sample_id, generation, created) "
-            "VALUES (?, ?, ?, ?)",
-            (key, generation.sample_id, blob, time.time()),
-        )
+        self._db.execute("BEGIN")  # one transaction for the group (autocommit otherwise)
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO responses (key, sample_id, generation, created) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])

@@ -12,6 +12,7 @@ disabled; no change is an error, and the measured difference goes into the run r
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import Sequence
@@ -247,6 +248,7 @@ class HFBackend:
             per = (time.perf_counter() - t0) / len(batch)
             for r, text, lp in zip(batch, texts, lps, strict=True):
                 on_result(Generation(r.sample_id, text, latency_s=per, choice_logprobs=lp))
+            await asyncio.sleep(0)  # let the runner commit this batch before the next one
 
     async def close(self) -> None:
         return None

@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 a check failed (leak found, plan changed), 2 bad input or us
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -15,8 +16,17 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from heldout._version import __version__
 from heldout.errors import HeldoutError
@@ -41,22 +51,38 @@ PlanOpt = Annotated[Path, typer.Option("--plan", "-p", help="Plan file.")]
 DEFAULT_PLAN = Path("heldout.yaml")
 
 
+class _RateColumn(ProgressColumn):
+    """Responses per second over rich's recent window ("–" until there is one)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(
+            "   –  /s" if speed is None else f"{speed:>6,.0f}/s", style="progress.data.speed"
+        )
+
+
 @contextmanager
 def _bars(width: int) -> Iterator[Callable[[str, int, int], None]]:
-    """Rich progress bars, one per label, fed by a (label, done, total) callback."""
+    """Rich progress bars, one per label, fed by a (label, done, total) callback: count,
+    rate and time left. Work already done when a bar appears (cache hits) is not counted
+    in its rate."""
     with Progress(
         TextColumn(f"{{task.description:<{width}}}"),
         BarColumn(),
         TextColumn("{task.completed:>6,}/{task.total:<6,}"),
+        _RateColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=err,
     ) as progress:
         tasks: dict[str, Any] = {}
 
         def on_progress(label: str, done: int, total: int) -> None:
             if label not in tasks:
-                tasks[label] = progress.add_task(label, total=total)
-            progress.update(tasks[label], completed=done, total=total)
+                tasks[label] = progress.add_task(label, total=total, completed=done)
+            else:
+                progress.update(tasks[label], completed=done, total=total)
 
         yield on_progress
 
@@ -296,6 +322,9 @@ def run_cmd(
     options = RunOptions(
         out_dir=out_dir, use_cache=cache, refresh=refresh, failed_as_wrong=failed_as_wrong
     )
+    # start-up objects (modules, the plan) live to the end: exempting them from the cyclic
+    # collector saves its repeated full scans during generation (~40 ms per 2,000 responses)
+    gc.freeze()
     with _bars(28) as on_progress:
         result, folder = _guard(lambda: run_plan(loaded, status, options, on_progress))
     from heldout.report import write_reports
