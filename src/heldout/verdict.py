@@ -25,10 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from scipy.special import ndtr, ndtri
-
 from heldout.errors import HeldoutError
 from heldout.stats import Comparison, Interval, holm
+from heldout.stats._special import norm_cdf, norm_ppf
 
 __all__ = [
     "GateResult",
@@ -100,8 +99,8 @@ def _samples_to_resolve(
     if not math.isfinite(half) or half <= 0 or distance < 1e-12:
         return None
     alpha = (1 - change.confidence) / 2
-    z = float(-ndtri(alpha))
-    z_needed = float(-ndtri(alpha / inflation))
+    z = -norm_ppf(alpha)
+    z_needed = -norm_ppf(alpha / inflation)
     return max(n + 1, math.ceil(n * (half * z_needed / (z * distance)) ** 2))
 
 
@@ -129,10 +128,10 @@ def noninferiority_gate(
         status = "fail"
     else:
         status = "unresolved"
-    z = float(ndtri(0.5 + change.confidence / 2))
+    z = norm_ppf(0.5 + change.confidence / 2)
     se = (change.high - change.low) / (2 * z)
     p = (
-        float(ndtr(-((change.estimate + margin) / se)))
+        norm_cdf(-((change.estimate + margin) / se))
         if se > 0 and math.isfinite(se)
         else (0.0 if change.estimate > -margin else 1.0)
     )

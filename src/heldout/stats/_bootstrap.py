@@ -11,10 +11,10 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import ndtr, ndtri
 
 from heldout.errors import HeldoutError
 from heldout.stats._intervals import Interval
+from heldout.stats._special import norm_cdf, norm_ppf
 
 __all__ = ["BootstrapMethod", "bca_interval", "bootstrap_distribution", "iter_index_chunks"]
 
@@ -103,8 +103,10 @@ def bca_interval(
     if share in (0.0, 1.0):  # degenerate (e.g. all replicates equal): fall back honestly
         lo, hi = np.quantile(finite, [alpha, 1 - alpha])
         return Interval(observed, float(lo), float(hi), confidence, "bootstrap-percentile")
-    z0 = float(ndtri(share))
-    za = ndtri(np.array([alpha, 1 - alpha]))
-    adj = ndtr(z0 + (z0 + za) / (1 - acceleration * (z0 + za)))
+    z0 = norm_ppf(share)
+    adj = [
+        norm_cdf(z0 + (z0 + za) / (1 - acceleration * (z0 + za)))
+        for za in (norm_ppf(alpha), norm_ppf(1 - alpha))
+    ]
     lo, hi = np.quantile(finite, adj)
     return Interval(observed, float(lo), float(hi), confidence, "bootstrap-bca")

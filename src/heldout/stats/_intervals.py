@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import bdtr, ndtri, stdtrit
 
 from heldout.errors import HeldoutError
+from heldout.stats._special import binom_half_cdf, norm_ppf, t_ppf
 
 __all__ = [
     "Interval",
@@ -40,7 +40,7 @@ class Interval:
 def _z(confidence: float) -> float:
     if not 0.5 < confidence < 1.0:
         raise HeldoutError(f"confidence must be in (0.5, 1), got {confidence}")
-    return float(ndtri(0.5 + confidence / 2))
+    return norm_ppf(0.5 + confidence / 2)
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
@@ -127,7 +127,7 @@ def paired_t_interval(diff: npt.NDArray[np.float64], confidence: float = 0.95) -
         raise HeldoutError("a paired t interval needs at least 2 samples")
     mean = float(diff.mean())
     sd = float(diff.std(ddof=1))
-    half = float(stdtrit(n - 1, 0.5 + confidence / 2)) * sd / math.sqrt(n)
+    half = t_ppf(n - 1, 0.5 + confidence / 2) * sd / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, confidence, "paired-t")
 
 
@@ -151,7 +151,7 @@ def mcnemar_exact(base_correct: Sequence[bool], cand_correct: Sequence[bool]) ->
     k = fixed + broken
     if k == 0:
         return McNemar(fixed, broken, 1.0)
-    p = float(min(1.0, 2 * bdtr(min(fixed, broken), k, 0.5)))
+    p = min(1.0, 2 * binom_half_cdf(min(fixed, broken), k))
     return McNemar(fixed, broken, p)
 
 

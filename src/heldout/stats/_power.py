@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import gammaln, ndtr, ndtri
 
 from heldout.errors import HeldoutError
+from heldout.stats._special import log_factorials, norm_cdf, norm_ppf
 
 __all__ = ["EXACT_MAX_N", "PowerResult", "detectable_lift", "power_of", "samples_needed"]
 
@@ -66,15 +66,15 @@ def _check(p: float, lift: float, alpha: float, power: float) -> None:
 
 
 def _connor_n(psi: float, lift: float, alpha: float, power: float) -> float:
-    za = -ndtri(alpha / 2)
-    zb = ndtri(power)
+    za = -norm_ppf(alpha / 2)
+    zb = norm_ppf(power)
     return float((za * math.sqrt(psi) + zb * math.sqrt(max(psi - lift * lift, 0.0))) ** 2 / lift**2)
 
 
 def _connor_power(n: int, psi: float, lift: float, alpha: float) -> float:
-    za = -ndtri(alpha / 2)
+    za = -norm_ppf(alpha / 2)
     rest = math.sqrt(max(psi - lift * lift, 1e-12))
-    return float(ndtr((lift * math.sqrt(n) - za * math.sqrt(psi)) / rest))
+    return float(norm_cdf((lift * math.sqrt(n) - za * math.sqrt(psi)) / rest))
 
 
 def _exact_power(n: int, psi: float, lift: float, alpha: float) -> float:
@@ -85,7 +85,7 @@ def _exact_power(n: int, psi: float, lift: float, alpha: float) -> float:
     """
     p_fixed, p_broken = (psi + lift) / 2, (psi - lift) / 2
     rest = 1.0 - psi
-    z = -ndtri(alpha / 2)
+    z = -norm_ppf(alpha / 2)
 
     def window(p: float) -> npt.NDArray[np.int64]:
         mu, sd = n * p, math.sqrt(max(n * p * (1 - p), 0.0))
@@ -100,11 +100,12 @@ def _exact_power(n: int, psi: float, lift: float, alpha: float) -> float:
         return 0.0
     ff, bb = np.broadcast_to(f, reject.shape)[reject], np.broadcast_to(b, reject.shape)[reject]
     with np.errstate(divide="ignore"):
+        lf = log_factorials(n)
         logp = (
-            gammaln(n + 1)
-            - gammaln(ff + 1)
-            - gammaln(bb + 1)
-            - gammaln(n - ff - bb + 1)
+            lf[n]
+            - lf[ff]
+            - lf[bb]
+            - lf[n - ff - bb]
             + ff * np.log(p_fixed)
             + bb * np.log(p_broken if p_broken > 0 else 1e-300)
             + (n - ff - bb) * np.log(rest if rest > 0 else 1e-300)
