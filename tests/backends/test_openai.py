@@ -71,6 +71,18 @@ def test_timeout_is_retried() -> None:
     assert elapsed < 2.0  # the slow first attempt was abandoned at the 0.3 s timeout
 
 
+def test_dropped_connections_are_retried() -> None:
+    script = ServerScript(drop={"d": 2})
+    with FakeOpenAIServer(script) as server:
+        backend = OpenAIBackend(_spec(server, max_retries=3), backoff_base_s=0.01)
+        out = _run(backend, [Request("d", "d"), Request("e", "e")])
+        seen = dict(server.requests)
+    assert out["d"].ok
+    assert out["d"].attempts == 3
+    assert seen == {"d": 3, "e": 1}
+    assert out["e"].attempts == 1
+
+
 def test_gives_up_with_a_clear_error_naming_the_sample() -> None:
     script = ServerScript(fail={"bad": [500, 500, 500]})
     with FakeOpenAIServer(script) as server:

@@ -27,7 +27,9 @@ class ServerScript:
 
     ``fail`` maps a prompt to a list of statuses to return on its first attempts (e.g.
     ``[429, 500]``); ``retry_after`` is sent with 429s; ``delay_s`` delays every answer;
-    ``slow`` maps a prompt to a delay for its first attempt only (to trigger timeouts).
+    ``slow`` maps a prompt to a delay for its first attempt only (to trigger timeouts);
+    ``drop`` maps a prompt to how many of its first attempts get the connection closed
+    without an answer (a connection error on the client).
     """
 
     answer: Callable[[str], str] = lambda prompt: "ok"
@@ -36,6 +38,7 @@ class ServerScript:
     delay_s: float = 0.0
     slow: dict[str, float] = field(default_factory=dict)
     top_logprobs: dict[str, float] | None = None
+    drop: dict[str, int] = field(default_factory=dict)
 
 
 class FakeOpenAIServer:
@@ -65,6 +68,9 @@ class FakeOpenAIServer:
         self.requests[prompt] += 1
         self.times.setdefault(prompt, []).append(time.monotonic())
         attempt = self.requests[prompt]
+        if attempt <= self.script.drop.get(prompt, 0) and request.transport is not None:
+            request.transport.abort()  # no status line: the client sees a dropped connection
+            return web.Response()
         fails = self.script.fail.get(prompt, [])
         if attempt <= len(fails):
             status = fails[attempt - 1]
