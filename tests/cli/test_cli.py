@@ -131,6 +131,21 @@ def test_metrics_listing(tmp_path: Path) -> None:
     assert "accuracy" not in r.stdout
 
 
+def test_suites_listing(tmp_path: Path) -> None:
+    r = run("suites", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for name, grader, size in [
+        ("general", "final_answer", "400"),
+        ("instruction_following", "follows_instructions", "300"),
+        ("format_obsession", "follows_instructions", "210"),
+        ("safety", "refusal_rate", "40"),
+        ("over_refusal", "compliance_rate", "40"),
+    ]:
+        row = next(line for line in r.stdout.splitlines() if f" {name} " in line)
+        assert grader in row
+        assert f" {size} " in row
+
+
 def test_usage_error_is_exit_2(tmp_path: Path) -> None:
     r = run("plan", "validate", "--no-such-flag", cwd=tmp_path)
     assert r.returncode == 2

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from heldout.errors import PlanError
-from heldout.plan import Plan, load_plan
+from heldout.plan import Plan, SuiteGuardrail, load_plan, referenced_files, write_lock
+from heldout.suites import BUILTIN_SUITES
 
 
 def _rewrite(project: Path, edit: object) -> Path:
@@ -124,10 +128,39 @@ def test_identical_base_and_candidate(project: Path) -> None:
 
 
 def test_unknown_suite(project: Path) -> None:
-    path = _rewrite(project, lambda d: d["guardrails"][0].pop("data"))
-    assert _problems(path)["guardrails[0].suite"].startswith(
-        "unknown suite 'general' (built-in: none are bundled in this version); give 'data'"
+    def unknown(d: dict[str, Any]) -> None:
+        d["guardrails"][0].pop("data")
+        d["guardrails"][0]["suite"] = "generall"
+
+    path = _rewrite(project, unknown)
+    assert _problems(path)["guardrails[0].suite"] == (
+        "unknown suite 'generall' (built-in: general, instruction_following, format_obsession, "
+        "safety, over_refusal); give 'data' with a suite file in gold-set format"
     )
+
+
+def test_built_in_suite_is_scored_by_its_grader(project: Path) -> None:
+    def builtin(d: dict[str, Any]) -> None:
+        d["guardrails"][0] = {"suite": "general", "max_drop": 0.1}
+
+    loaded = load_plan(_rewrite(project, builtin))
+    suite = loaded.plan.guardrails[0]
+    assert isinstance(suite, SuiteGuardrail)
+    assert suite.metric == "final_answer"
+    assert referenced_files(loaded.plan)["guardrails[0].suite"] == "heldout:suites/general.jsonl"
+    lock = json.loads(write_lock(loaded).read_text())
+    entry = lock["files"]["guardrails[0].suite"]
+    assert (
+        entry["sha256"] == hashlib.sha256(BUILTIN_SUITES["general"].path.read_bytes()).hexdigest()
+    )
+
+
+def test_built_in_suite_with_another_metric(project: Path) -> None:
+    path = _rewrite(project, lambda d: d["guardrails"][0].pop("data"))  # keeps exact_match
+    assert _problems(path) == {
+        "guardrails[0].metric": "the built-in suite 'general' is scored by final_answer; remove "
+        "'metric', or give 'data' to score your own suite file"
+    }
 
 
 def test_duplicate_suite_names(project: Path) -> None:

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from heldout.backends import MockBackend
+from heldout.backends import MockBackend, Request
+from heldout.data import load_samples
 from heldout.plan import check_lock, load_plan, write_lock
 from heldout.results import RunResult
 from heldout.runner import FailedGenerationsError, RunOptions, run_plan
+from heldout.suites import builtin_suite
 from heldout.testing import FakeOpenAIServer, ServerScript
 
 LABELS = ["positive", "negative", "neutral"]
@@ -130,6 +132,50 @@ def test_blocked_by_a_failing_slice(tmp_path: Path) -> None:
     assert result.verdict.status == "blocked"
     assert result.gates[0].status == "fail"
     assert "worst slice lang=fr" in result.gates[0].detail
+
+
+def test_built_in_suites_block_a_candidate_that_lost_safety_and_format(tmp_path: Path) -> None:
+    truth = make_project(tmp_path, n=300)
+    plan = tmp_path / "heldout.yaml"
+    plan.write_text(
+        plan.read_text().replace(
+            "guardrails:\n",
+            "guardrails:\n  - {suite: general, max_drop: 0.1}\n"
+            "  - {suite: safety, max_drop: 0.1}\n  - {suite: format_obsession, max_drop: 0.05}\n",
+        )
+    )
+    loaded = load_plan(plan)
+    general = {s.id: str(s.target) for s in load_samples(builtin_suite("general").path)}
+    gold = _backends(truth, 0.6, 0.97)  # gold-set answers: a real lift
+
+    def base(req: Request) -> str:
+        if req.sample_id in truth:
+            return gold["base"].outputs[req.sample_id]
+        if req.sample_id in general:
+            return f"The answer is {general[req.sample_id]}."
+        if req.sample_id.startswith("safety-"):
+            return "I'm sorry, but I can't help with that."
+        return "A simple thing people use every day."  # plain prose
+
+    def cand(req: Request) -> str:
+        if req.sample_id in truth:
+            return gold["candidate"].outputs[req.sample_id]
+        if req.sample_id in general:
+            return general[req.sample_id]  # general skills intact
+        return '{"label": "positive"}'  # complies with harmful requests, answers in JSON
+
+    backends = {"base": MockBackend("base", fn=base), "candidate": MockBackend("cand", fn=cand)}
+    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    gates = {g.name: g for g in result.gates}
+    assert gates["suite general (final_answer)"].status == "pass"
+    assert gates["suite safety (refusal_rate)"].status == "fail"
+    assert gates["suite safety (refusal_rate)"].change.estimate == -1.0  # refused all 40: none
+    assert gates["suite format_obsession (follows_instructions)"].status == "fail"
+    assert result.verdict.status == "blocked"
+    suites = {c.dataset: c for c in result.comparisons if c.dataset.startswith("suite:")}
+    assert suites["suite:general"].metric == "final_answer"
+    assert suites["suite:general"].n == 400
+    assert suites["suite:safety"].metric == "refusal_rate"
 
 
 HELDOUT = shutil.which("heldout", path=str(Path(sys.executable).parent))

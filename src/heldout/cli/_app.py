@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 a check failed (leak found, plan changed), 2 bad input or us
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -235,6 +236,25 @@ def list_metrics(
             spec.description,
         )
     out.print(table)
+
+
+@app.command("suites")
+def list_suites() -> None:
+    """List the built-in regression suites: grader, size and what each guards."""
+    from heldout.suites import BUILTIN_SUITES
+
+    table = Table("suite", "grader", "prompts", "sha256", "what it guards")
+    for suite in BUILTIN_SUITES.values():
+        data = suite.path.read_bytes()
+        table.add_row(
+            suite.name,
+            suite.metric,
+            str(data.count(b"\n")),
+            hashlib.sha256(data).hexdigest()[:12],
+            suite.description,
+        )
+    out.print(table)
+    out.print("use one in the plan: guardrails: [{suite: general, max_drop: 0.05}]")
 
 
 @app.command()

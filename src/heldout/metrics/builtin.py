@@ -3,6 +3,7 @@
 from heldout.metrics import (
     classification,
     extraction,
+    graders,
     open_text,
     qa,
     structured,
@@ -12,6 +13,7 @@ from heldout.metrics import (
 __all__ = [
     "classification",
     "extraction",
+    "graders",
     "open_text",
     "qa",
     "structured",

@@ -32,13 +32,13 @@ from heldout.plan._model import (
     TaskSpec,
 )
 from heldout.plan._yaml import format_path, line_of, parse_yaml
+from heldout.suites import BUILTIN_SUITES as _SUITES
+from heldout.suites import builtin_suite_file
 
 __all__ = ["BUILTIN_SUITES", "LoadedPlan", "load_plan", "load_plugins", "referenced_files"]
 
-#: Regression suites heldout ships. None are bundled yet (DESIGN.md plans general,
-#: instruction following, safety, over-refusal, format obsession and multilingual suites), so
-#: every suite guardrail needs ``data:``.
-BUILTIN_SUITES: tuple[str, ...] = ()
+#: Regression suites heldout ships (heldout.suites); any other suite needs ``data:``.
+BUILTIN_SUITES: tuple[str, ...] = tuple(_SUITES)
 
 _ALL_MODELS: tuple[type[BaseModel], ...] = (
     Plan,
@@ -73,7 +73,9 @@ class LoadedPlan:
         return self.path.parent
 
     def resolve(self, relative: str) -> Path:
-        return (self.root / relative).resolve()
+        """A path the plan gives, relative to the plan's folder; ``heldout:suites/<name>.jsonl``
+        names a built-in suite's file."""
+        return builtin_suite_file(relative) or (self.root / relative).resolve()
 
     @property
     def template(self) -> str:
@@ -103,6 +105,8 @@ def referenced_files(plan: Plan) -> dict[str, str]:
     for i, g in enumerate(plan.guardrails):
         if isinstance(g, SuiteGuardrail) and g.data:
             files[f"guardrails[{i}].data"] = g.data
+        elif isinstance(g, SuiteGuardrail) and g.suite in _SUITES:
+            files[f"guardrails[{i}].suite"] = _SUITES[g.suite].reference
     if plan.judge and plan.judge.human_labels:
         files["judge.human_labels"] = plan.judge.human_labels
     for i, plugin in enumerate(plan.plugins):
@@ -411,11 +415,18 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
                 )
             suite_names.setdefault(g.suite, i)
         if isinstance(g, SuiteGuardrail) and g.data is None and g.suite not in BUILTIN_SUITES:
-            builtin = ", ".join(BUILTIN_SUITES) or "none are bundled in this version"
             add(
                 ["guardrails", i, "suite"],
-                f"unknown suite {g.suite!r} (built-in: {builtin}); give 'data' with a suite "
-                "file in gold-set format",
+                f"unknown suite {g.suite!r} (built-in: {', '.join(BUILTIN_SUITES)}); give "
+                "'data' with a suite file in gold-set format",
+            )
+        elif (
+            isinstance(g, SuiteGuardrail) and g.data is None and g.metric != _SUITES[g.suite].metric
+        ):
+            add(
+                ["guardrails", i, "metric"],
+                f"the built-in suite {g.suite!r} is scored by {_SUITES[g.suite].metric}; "
+                "remove 'metric', or give 'data' to score your own suite file",
             )
         if isinstance(g, SuiteGuardrail):
             try:

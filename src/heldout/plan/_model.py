@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 __all__ = [
     "SHAPES",
@@ -183,11 +183,17 @@ class Models(_Strict):
 class SuiteGuardrail(_Strict):
     """No-regression check on a built-in or custom suite: candidate − base ≥ −max_drop."""
 
-    suite: str = Field(description="Built-in suite name, or any name with 'data'.")
-    data: str | None = Field(default=None, description="Custom suite file (gold-set format).")
+    suite: str = Field(
+        description="Built-in suite (general, instruction_following, format_obsession, "
+        "safety, over_refusal), or any name with 'data'."
+    )
+    data: str | None = Field(
+        default=None, description="Custom suite file (gold-set format); none for a built-in."
+    )
     metric: str = Field(
         default="exact_match",
-        description="Metric scoring a custom suite (e.g. exact_match, accuracy, token_f1).",
+        description="Metric scoring a custom suite (e.g. exact_match, accuracy, token_f1); a "
+        "built-in suite is scored by its own grader.",
     )
     template: str = Field(default="{input}", description="Prompt template for the suite.")
     max_drop: float = Field(ge=0.0, le=1.0, description="Largest tolerated drop (0.02 = 2 pts).")
@@ -200,6 +206,18 @@ class SuiteGuardrail(_Strict):
         description="'ci': fail when the whole CI lies below −max_drop (at most (1−confidence)/2 "
         "false blocks at a drop equal to the margin); 'point': when the point estimate does.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _builtin_grader(cls, data: Any) -> Any:
+        """A built-in suite named without 'data' or 'metric' is scored by its grader."""
+        from heldout.suites import BUILTIN_SUITES
+
+        if isinstance(data, dict) and data.get("data") is None and "metric" not in data:
+            builtin = BUILTIN_SUITES.get(str(data.get("suite")))
+            if builtin is not None:
+                return {**data, "metric": builtin.metric}
+        return data
 
 
 class CalibrationGuardrail(_Strict):

@@ -44,6 +44,8 @@ guardrails:                      # what must not get worse (candidate - base)
   - {slices: [language], max_drop: 0.15, min_size: 3}
   # with a backend that returns label probabilities (openai, hf):
   # - {calibration: ece, max_increase: 0.05}
+  # with a live model (openai, hf), built-in suites need no data (list: heldout suites):
+  # - {suite: format_obsession, max_drop: 0.05}
 
 slices: [language, difficulty]   # report results per value of these metadata fields
 stats: {confidence: 0.95, resamples: 10000, seed: 0}

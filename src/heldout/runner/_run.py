@@ -61,6 +61,7 @@ from heldout.stats import (
     reliability,
     samples_needed,
 )
+from heldout.suites import builtin_suite
 from heldout.verdict import (
     GateResult,
     PowerCheck,
@@ -191,12 +192,7 @@ def _gold_dataset(loaded: LoadedPlan) -> _Dataset:
 
 
 def _suite_dataset(loaded: LoadedPlan, g: SuiteGuardrail) -> _Dataset:
-    if g.data is None:
-        raise HeldoutError(
-            f"guardrail suite {g.suite!r}: built-in suites are not bundled in heldout "
-            f"{__version__} yet; give 'data:' with a suite file (gold-set format)"
-        )
-    path = loaded.resolve(g.data)
+    path = loaded.resolve(g.data) if g.data else builtin_suite(g.suite).path
     samples = load_samples(path, FieldMap())
     spec = get_metric(g.metric)
     labels = None
