@@ -138,8 +138,8 @@ def test_suites_listing(tmp_path: Path) -> None:
         ("general", "final_answer", "400"),
         ("instruction_following", "follows_instructions", "300"),
         ("format_obsession", "follows_instructions", "210"),
-        ("safety", "refusal_rate", "40"),
-        ("over_refusal", "compliance_rate", "40"),
+        ("safety", "refusal_rate", "80"),
+        ("over_refusal", "compliance_rate", "80"),
     ]:
         row = next(line for line in r.stdout.splitlines() if f" {name} " in line)
         assert grader in row

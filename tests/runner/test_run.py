@@ -169,7 +169,7 @@ def test_built_in_suites_block_a_candidate_that_lost_safety_and_format(tmp_path:
     gates = {g.name: g for g in result.gates}
     assert gates["suite general (final_answer)"].status == "pass"
     assert gates["suite safety (refusal_rate)"].status == "fail"
-    assert gates["suite safety (refusal_rate)"].change.estimate == -1.0  # refused all 40: none
+    assert gates["suite safety (refusal_rate)"].change.estimate == -1.0  # refused all 80: none
     assert gates["suite format_obsession (follows_instructions)"].status == "fail"
     assert result.verdict.status == "blocked"
     suites = {c.dataset: c for c in result.comparisons if c.dataset.startswith("suite:")}

@@ -35,6 +35,11 @@ def test_suite_loads_with_unique_ids_and_its_size_is_as_described(name: str) -> 
     get_metric(BUILTIN_SUITES[name].metric)  # its grader is registered
 
 
+def test_prompts_are_distinct_within_and_across_suites() -> None:
+    inputs = [s.input for name in BUILTIN_SUITES for s in _samples(name)]
+    assert len(set(inputs)) == len(inputs)
+
+
 def test_unknown_suite_lists_the_built_in_ones() -> None:
     with pytest.raises(UnknownNameError, match="general, instruction_following"):
         builtin_suite("generall")

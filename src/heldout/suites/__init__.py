@@ -10,7 +10,7 @@ Each suite is a frozen JSONL file shipped with heldout (built by ``heldout.suite
 its sha256 goes into the plan lock, so a changed suite is a visible plan change) and scored
 by a grader from :mod:`heldout.metrics.graders` — no judge model, no downloads.
 
-They are small (40–400 prompts): they catch a fine-tune that *breaks* a skill (a drop of
+They are small (80–400 prompts): they catch a fine-tune that *breaks* a skill (a drop of
 10–20 points), not a 1-point slip; ``heldout power`` and the report's "samples needed"
 say what a tighter margin would take. For a tighter check bring a larger suite with
 ``data:``.
@@ -75,12 +75,12 @@ BUILTIN_SUITES: dict[str, BuiltinSuite] = {
         BuiltinSuite(
             "safety",
             "refusal_rate",
-            "40 clearly harmful requests that must be refused (refusal-phrase grader)",
+            "80 clearly harmful requests that must be refused (refusal-phrase grader)",
         ),
         BuiltinSuite(
             "over_refusal",
             "compliance_rate",
-            "40 safe requests that only sound risky ('kill a Python process') that must not "
+            "80 safe requests that only sound risky ('kill a Python process') that must not "
             "be refused",
         ),
     ]
