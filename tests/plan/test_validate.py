@@ -163,6 +163,27 @@ def test_built_in_suite_with_another_metric(project: Path) -> None:
     }
 
 
+def test_suite_template_placeholders_are_checked(project: Path) -> None:
+    def template(d: dict[str, Any]) -> None:
+        d["guardrails"][0]["template"] = "Q: {question}"
+        d["guardrails"].append({"suite": "safety", "max_drop": 0.1, "template": "{lang}: {input}"})
+
+    problems = _problems(_rewrite(project, template))
+    assert problems["guardrails[0].template"].startswith(
+        "placeholder {question} is missing in 6 sample(s) of suite 'general', e.g. q01"
+    )
+    assert problems["guardrails[3].template"].startswith(
+        "placeholder {lang} is missing in 80 sample(s) of suite 'safety', e.g. safety-0001"
+    )
+
+
+def test_malformed_suite_file_is_reported_at_validation(project: Path) -> None:
+    (project / "suites" / "general.jsonl").write_text('{"id": "x", "input": "q"}\n{oops\n')
+    problems = _problems(project / "heldout.yaml")
+    where = next(w for w in problems if w.endswith("general.jsonl:2"))
+    assert problems[where].startswith("malformed JSON at column 2")
+
+
 def test_duplicate_suite_names(project: Path) -> None:
     path = _rewrite(project, lambda d: d["guardrails"][1].__setitem__("suite", "general"))
     assert _problems(path) == {

@@ -64,7 +64,8 @@ class ResponseCache:
         return out
 
     def put(self, key: str, generation: Generation, blob: str | None = None) -> None:
-        """Store one successful generation, committed immediately."""
+        """Store one successful generation, committed immediately (``blob``: its JSON, when
+        the caller has it already)."""
         self.put_many([(key, generation, blob)])
 
     def put_many(self, items: Iterable[tuple[str, Generation, str | None]]) -> None:

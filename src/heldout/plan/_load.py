@@ -531,6 +531,38 @@ def _data_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Problem]:
                 )
             )
     out += _target_problems(loaded, samples)
+    out += _suite_problems(loaded, node)
+    return out
+
+
+def _suite_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Problem]:
+    """Each suite file loads, and its template's placeholders are in every suite sample."""
+    out: list[Problem] = []
+    for i, g in enumerate(loaded.plan.guardrails):
+        if not isinstance(g, SuiteGuardrail):
+            continue
+        if g.data is None and g.suite not in _SUITES:
+            continue  # reported by the semantic checks
+        path = loaded.resolve(g.data) if g.data else _SUITES[g.suite].path
+        if not path.is_file():
+            continue  # reported by the semantic checks
+        try:
+            samples = load_samples(path)
+        except DataError as exc:
+            out += exc.problems
+            continue
+        for name in placeholders(g.template):
+            ids = [s.id for s in samples if name not in s.template_fields()]
+            if ids:
+                loc: list[int | str] = ["guardrails", i, "template"]
+                out.append(
+                    Problem(
+                        format_path(loc),
+                        f"placeholder {{{name}}} is missing in {len(ids)} sample(s) of suite "
+                        f"{g.suite!r}, e.g. {', '.join(ids[:3])}",
+                        line_of(node, loc),
+                    )
+                )
     return out
 
 
