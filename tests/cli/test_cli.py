@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -175,17 +176,20 @@ def test_progress_bars_show_count_rate_and_time_left(monkeypatch: pytest.MonkeyP
     from heldout.cli import _app
 
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=True, width=150, color_system=None)
+    console = Console(file=buf, force_terminal=True, width=80, color_system=None)
     monkeypatch.setattr(_app, "err", console)
-    with _app._bars(20) as on_progress:
-        on_progress("base · gold", 500, 2000)  # cache hits: already done, not a rate
+    label = "candidate · suite:instruction_following"  # longer than the label column
+    with _app._bars(24) as on_progress:
+        on_progress(label, 500, 2000)  # cache hits: already done, not a rate
         for done in range(600, 1300, 100):
             time.sleep(0.02)
-            on_progress("base · gold", done, 2000)
-    text = buf.getvalue()
-    last = [line for line in text.replace("\r", "\n").splitlines() if "base · gold" in line][-1]
+            on_progress(label, done, 2000)
+    lines = [re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", x) for x in buf.getvalue().split("\r")]
+    last = [x for x in lines if "candidate" in x][-1].strip("\n")
+    assert last.startswith("candidate · suite:instr…")  # cut to its column, not wrapped
+    assert len(last) <= 80  # the whole bar fits an 80-column terminal
     assert "1,200/2,000" in last
     # 100 responses per ~0.02 s: about 5,000/s (looser bounds for a loaded machine)
     rate = int(last.split("/s")[0].split()[-1].replace(",", ""))
     assert 500 < rate < 20_000
-    assert "eta 0:00:0" in last
+    assert re.search(r"00:00<00:0\d$", last)  # elapsed<remaining

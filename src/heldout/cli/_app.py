@@ -24,9 +24,8 @@ from rich.progress import (
     Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from heldout._version import __version__
@@ -52,6 +51,14 @@ PlanOpt = Annotated[Path, typer.Option("--plan", "-p", help="Plan file.")]
 DEFAULT_PLAN = Path("heldout.yaml")
 
 
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    m, sec = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
+
+
 class _RateColumn(ProgressColumn):
     """Responses per second over rich's recent window ("–" until there is one)."""
 
@@ -62,19 +69,29 @@ class _RateColumn(ProgressColumn):
         )
 
 
+class _TimeColumn(ProgressColumn):
+    """Elapsed<remaining, as tqdm prints it ("03:12<01:05")."""
+
+    def render(self, task: Task) -> Text:
+        left = 0.0 if task.finished else task.time_remaining
+        return Text(f"{_clock(task.elapsed)}<{_clock(left)}", style="progress.remaining")
+
+
 @contextmanager
 def _bars(width: int) -> Iterator[Callable[[str, int, int], None]]:
     """Rich progress bars, one per label, fed by a (label, done, total) callback: count,
-    rate and time left. Work already done when a bar appears (cache hits) is not counted
-    in its rate."""
+    rate, elapsed and remaining time. Work already done when a bar appears (cache hits) is
+    not counted in its rate. Labels longer than ``width`` are cut with an ellipsis and the bar
+    takes what is left, so a line fits an 80-column terminal."""
     with Progress(
-        TextColumn(f"{{task.description:<{width}}}"),
-        BarColumn(),
+        TextColumn(
+            "{task.description}",
+            table_column=Column(width=width, no_wrap=True, overflow="ellipsis"),
+        ),
+        BarColumn(bar_width=None),
         TextColumn("{task.completed:>6,}/{task.total:<6,}"),
         _RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
+        _TimeColumn(),
         console=err,
     ) as progress:
         tasks: dict[str, Any] = {}
@@ -345,7 +362,7 @@ def run_cmd(
     # start-up objects (modules, the plan) live to the end: exempting them from the cyclic
     # collector saves its repeated full scans during generation (~40 ms per 2,000 responses)
     gc.freeze()
-    with _bars(28) as on_progress:
+    with _bars(30) as on_progress:
         result, folder = _guard(lambda: run_plan(loaded, status, options, on_progress))
     from heldout.report import write_reports
 
@@ -495,7 +512,7 @@ def demo(
     """
     from heldout.demo import DemoConfig, run_demo
 
-    with _bars(44) as on_progress:
+    with _bars(30) as on_progress:
         result = _guard(lambda: run_demo(out_dir, DemoConfig(seed=seed), on_progress))
     out.print(
         f"base model's measured baseline (field_accuracy): {result.baseline:.4f}; leak check: "
