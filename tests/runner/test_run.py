@@ -170,7 +170,9 @@ def test_built_in_suites_block_a_candidate_that_lost_safety_and_format(tmp_path:
     assert gates["suite general (final_answer)"].status == "pass"
     assert gates["suite safety (refusal_rate)"].status == "fail"
     assert gates["suite safety (refusal_rate)"].change.estimate == -1.0  # refused all 80: none
-    assert gates["suite format_obsession (follows_instructions)"].status == "fail"
+    fmt = gates["suite format_obsession (follows_instructions)"]
+    assert fmt.status == "fail"
+    assert "largest drops by constraint: plain_prose 1.00 → 0.00" in fmt.detail
     assert result.verdict.status == "blocked"
     suites = {c.dataset: c for c in result.comparisons if c.dataset.startswith("suite:")}
     assert suites["suite:general"].metric == "final_answer"

@@ -202,6 +202,17 @@ def _suite_dataset(loaded: LoadedPlan, g: SuiteGuardrail) -> _Dataset:
     return _Dataset(f"suite:{g.suite}", path, samples, g.template, spec, options)
 
 
+def _constraint_drops(base: MetricResult, cand: MetricResult, top: int = 3) -> str:
+    """For graders that tally constraint types (follows_instructions): the types whose pass
+    rate fell most, so a failed format guardrail says what broke."""
+    b, c = base.details.get("by_constraint"), cand.details.get("by_constraint")
+    if not b or not c:
+        return ""
+    drops = sorted((c[k]["rate"] - b[k]["rate"], k) for k in b if k in c)
+    worst = [f"{k} {b[k]['rate']:.2f} → {c[k]['rate']:.2f}" for d, k in drops[:top] if d < 0]
+    return "largest drops by constraint: " + ", ".join(worst) if worst else ""
+
+
 def _requests(ds: _Dataset, with_choices: bool) -> list[Request]:
     choices = ds.options.labels if with_choices else None
     return [
@@ -445,6 +456,10 @@ def run_plan(
                     c.n,
                     fail_when=g.fail_when,
                     unresolved=g.unresolved,
+                    detail=_constraint_drops(
+                        results[("base", ds.name, ds.spec.name)],
+                        results[("candidate", ds.name, ds.spec.name)],
+                    ),
                 )
             )
         elif isinstance(g, CalibrationGuardrail):
