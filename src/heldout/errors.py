@@ -12,6 +12,7 @@ wrong, where (file, line, field or YAML path) and how to fix it. The CLI maps an
     ├── TemplateError             a prompt template names a field a sample lacks
     ├── UnknownNameError          an unknown metric, backend, suite ...; lists the known ones
     ├── MetricInputError          inputs to a metric are inconsistent (length, type, labels)
+    ├── FailedGenerationsError    requests failed after all retries; never scored silently
     └── MissingDependencyError    an optional extra is not installed; names the pip command
 """
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "DataError",
+    "FailedGenerationsError",
     "HeldoutError",
     "LockError",
     "MetricInputError",
@@ -137,3 +139,7 @@ class MissingDependencyError(HeldoutError, ImportError):
             f"{module} is not installed; it is needed here. Install it with: "
             f"pip install 'heldout[{extra}]'"
         )
+
+
+class FailedGenerationsError(HeldoutError):
+    """Some requests failed after all retries; the run refuses to score them silently."""

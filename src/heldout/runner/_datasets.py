@@ -1,0 +1,185 @@
+"""The datasets a run evaluates (the gold set and each suite), their requests and scores."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heldout.backends import Generation, Request
+from heldout.data import FieldMap, Sample, load_samples, render
+from heldout.errors import FailedGenerationsError
+from heldout.metrics import MetricOptions, MetricResult, MetricSpec, get_metric, metric_names
+from heldout.metrics.classification import parse_labels
+from heldout.plan import LoadedPlan, SuiteGuardrail
+from heldout.results._samples import flag_rows
+from heldout.suites import builtin_suite
+
+__all__ = [
+    "Dataset",
+    "calibration_data",
+    "gold_dataset",
+    "requests_for",
+    "sample_rows",
+    "score",
+    "secondary_metrics",
+    "suite_dataset",
+]
+
+
+@dataclass(slots=True)
+class Dataset:
+    """One evaluated set: the gold set or a suite, with its template, metric and options."""
+
+    name: str
+    path: Path
+    samples: list[Sample]
+    template: str
+    spec: MetricSpec
+    options: MetricOptions
+
+
+def gold_dataset(loaded: LoadedPlan) -> Dataset:
+    plan = loaded.plan
+    task = plan.task
+    schema = None
+    if task.schema_file:
+        schema = json.loads(loaded.resolve(task.schema_file).read_text(encoding="utf-8"))
+    samples = loaded.samples or load_samples(loaded.resolve(task.data), loaded.fields)
+    labels = tuple(task.labels) if task.labels else None
+    if task.shape == "classification" and labels is None:
+        labels = tuple(sorted({str(s.target) for s in samples}))
+    options = MetricOptions(
+        labels=labels,
+        aliases=dict(task.aliases),
+        schema=schema,
+        extract_json=task.extract_json,
+        inputs=[s.input for s in samples],
+    )
+    return Dataset(
+        "gold",
+        loaded.resolve(task.data),
+        samples,
+        loaded.template,
+        get_metric(plan.primary_metric),
+        options,
+    )
+
+
+def suite_dataset(loaded: LoadedPlan, g: SuiteGuardrail) -> Dataset:
+    path = loaded.resolve(g.data) if g.data else builtin_suite(g.suite).path
+    samples = load_samples(path, FieldMap())
+    spec = get_metric(g.metric)
+    labels = None
+    if "classification" in spec.shapes:
+        labels = tuple(sorted({str(s.target) for s in samples}))
+    options = MetricOptions(labels=labels, inputs=[s.input for s in samples])
+    return Dataset(f"suite:{g.suite}", path, samples, g.template, spec, options)
+
+
+def requests_for(ds: Dataset, with_choices: bool) -> list[Request]:
+    choices = ds.options.labels if with_choices else None
+    return [
+        Request(s.id, render(ds.template, s.template_fields(), sample_id=s.id), choices)
+        for s in ds.samples
+    ]
+
+
+def score(
+    ds: Dataset, gens: dict[str, Generation], spec: MetricSpec, failed_as_wrong: bool
+) -> MetricResult:
+    preds = []
+    for s in ds.samples:
+        g = gens[s.id]
+        if g.ok:
+            preds.append(g.text)
+        elif failed_as_wrong:
+            preds.append("")  # counted and reported by the caller
+        else:
+            raise FailedGenerationsError(f"sample {s.id!r} has no output")
+    return spec([s.target for s in ds.samples], preds, options=ds.options)
+
+
+def calibration_data(
+    ds: Dataset, gens: dict[str, Generation]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    labels = ds.options.labels or ()
+    conf, correct = [], []
+    for s in ds.samples:
+        lp = gens[s.id].choice_logprobs
+        if not lp or not labels:
+            return None
+        values = np.array([lp.get(lab, -math.inf) for lab in labels], dtype=np.float64)
+        if not np.isfinite(values).any():
+            return None
+        probs = np.exp(values - values[np.isfinite(values)].max())
+        probs /= probs.sum()
+        k = int(np.argmax(probs))
+        conf.append(float(probs[k]))
+        correct.append(float(labels[k] == s.target))
+    return np.array(conf), np.array(correct)
+
+
+def secondary_metrics(shape: str, gold: Dataset) -> list[str]:
+    """Built-in metrics of the shape reported beside the primary one (not gated). Plugin
+    metrics are reported only when they are the primary metric; model-based metrics
+    (embeddings, BERTScore) and those needing inputs the plan lacks are left out."""
+    names = []
+    for name in metric_names(shape):
+        spec = get_metric(name)
+        if name == gold.spec.name or not spec.fn.__module__.startswith("heldout.metrics."):
+            continue
+        if name in ("embedding_similarity", "bertscore_f1"):
+            continue
+        if name == "schema_valid_rate" and gold.options.schema is None:
+            continue
+        names.append(name)
+    return names
+
+
+def sample_rows(
+    roles: list[str],
+    datasets: list[Dataset],
+    gens: dict[tuple[str, str], dict[str, Generation]],
+    results: dict[tuple[str, str, str], MetricResult],
+    primary: str,
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for ds in datasets:
+        labels = ds.options.labels
+        for role in roles:
+            metric_results = {
+                m: r for (ro, d, m), r in results.items() if ro == role and d == ds.name
+            }
+            parsed = None
+            if labels and "classification" in ds.spec.shapes:
+                texts = [gens[(role, ds.name)][s.id].text or "" for s in ds.samples]
+                parsed = parse_labels(texts, labels, ds.options.aliases)
+            for i, s in enumerate(ds.samples):
+                g = gens[(role, ds.name)][s.id]
+                flags: list[str] = []
+                if not g.ok:
+                    flags.append("failed")
+                if parsed is not None and parsed[i] is None:
+                    flags.append("unparseable")
+                rows.append(
+                    {
+                        "dataset": ds.name,
+                        "id": s.id,
+                        "model": role,
+                        "input": s.input,
+                        "target": s.target,
+                        "output": g.text,
+                        "error": g.error,
+                        "metadata": dict(s.metadata),
+                        "scores": {m: float(r.per_sample[i]) for m, r in metric_results.items()},
+                        "flags": flags,
+                    }
+                )
+    directions = {m: get_metric(m).higher_is_better for (_, _, m) in results}
+    flag_rows(rows, primary, directions)
+    return rows

@@ -1,0 +1,178 @@
+"""Guardrails into gates: suites, calibration and slices, each a non-inferiority check."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+from heldout.backends import Generation
+from heldout.errors import HeldoutError
+from heldout.metrics import MetricResult
+from heldout.plan import CalibrationGuardrail, Plan, SliceGuardrail, SuiteGuardrail
+from heldout.runner._datasets import Dataset, calibration_data
+from heldout.runner._records import interval_record
+from heldout.stats import (
+    Comparison,
+    Interval,
+    StatsOptions,
+    compare,
+    compare_slices,
+    detectable_lift,
+    ece,
+    ece_change,
+    reliability,
+    samples_needed,
+)
+from heldout.verdict import GateResult, PowerCheck, noninferiority_gate, slice_gate
+
+__all__ = ["guardrail_gates", "power_check"]
+
+
+def guardrail_gates(
+    plan: Plan,
+    datasets: list[Dataset],
+    gens: dict[tuple[str, str], dict[str, Generation]],
+    results: dict[tuple[str, str, str], MetricResult],
+    stats: StatsOptions,
+) -> tuple[list[tuple[str, Comparison]], list[GateResult], dict[str, Any] | None]:
+    """One gate per guardrail (before Holm), the suites' comparisons by dataset name, and the
+    calibration details when a calibration guardrail could be measured."""
+    gold = datasets[0]
+    metadata = [s.metadata for s in gold.samples]
+    comparisons: list[tuple[str, Comparison]] = []
+    gates: list[GateResult] = []
+    calibration_info: dict[str, Any] | None = None
+    for g in plan.guardrails:
+        if isinstance(g, SuiteGuardrail):
+            ds = next(d for d in datasets if d.name == f"suite:{g.suite}")
+            c = compare(
+                results[("base", ds.name, ds.spec.name)],
+                results[("candidate", ds.name, ds.spec.name)],
+                ds.spec,
+                stats,
+            )
+            comparisons.append((ds.name, c))
+            gates.append(
+                noninferiority_gate(
+                    f"suite {g.suite} ({ds.spec.name})",
+                    c.improvement,
+                    g.max_drop,
+                    c.n,
+                    fail_when=g.fail_when,
+                    unresolved=g.unresolved,
+                    detail=constraint_drops(
+                        results[("base", ds.name, ds.spec.name)],
+                        results[("candidate", ds.name, ds.spec.name)],
+                    ),
+                )
+            )
+        elif isinstance(g, CalibrationGuardrail):
+            cal_ds = next(
+                d for d in datasets if d.name == ("gold" if g.suite is None else f"suite:{g.suite}")
+            )
+            base_cal = calibration_data(cal_ds, gens[("base", cal_ds.name)])
+            cand_cal = calibration_data(cal_ds, gens[("candidate", cal_ds.name)])
+            if base_cal is None or cand_cal is None:
+                nan = Interval(float("nan"), float("nan"), float("nan"), stats.confidence, "none")
+                gates.append(
+                    noninferiority_gate(
+                        f"calibration {g.calibration}",
+                        nan,
+                        g.max_increase,
+                        len(gold.samples),
+                        kind="calibration",
+                        unresolved=g.unresolved,
+                        detail="no label probabilities from a model: its backend did not return "
+                        "them",
+                    )
+                )
+                continue
+            change = ece_change(*base_cal, *cand_cal, stats)
+            calibration_info = {
+                "metric": "ece",
+                "dataset": cal_ds.name,
+                "base_ece": ece(*base_cal),
+                "candidate_ece": ece(*cand_cal),
+                "increase": interval_record(change).model_dump(),
+                "reliability": {
+                    role: [asdict(b) for b in reliability(*data, bins=10)]
+                    for role, data in (("base", base_cal), ("candidate", cand_cal))
+                },
+            }
+            improvement = Interval(
+                -change.estimate, -change.high, -change.low, change.confidence, change.method
+            )
+            gates.append(
+                noninferiority_gate(
+                    f"calibration ece ({cal_ds.name})",
+                    improvement,
+                    g.max_increase,
+                    len(cal_ds.samples),
+                    kind="calibration",
+                    fail_when=g.fail_when,
+                    unresolved=g.unresolved,
+                    detail=f"ECE base {calibration_info['base_ece']:.4f} → candidate "
+                    f"{calibration_info['candidate_ece']:.4f}",
+                )
+            )
+        elif isinstance(g, SliceGuardrail):
+            per = compare_slices(
+                metadata,
+                g.slices,
+                results[("base", "gold", gold.spec.name)],
+                results[("candidate", "gold", gold.spec.name)],
+                gold.spec,
+                stats,
+                min_size=g.min_size,
+            )
+            gates.append(
+                slice_gate(
+                    f"slices {', '.join(g.slices)}",
+                    [(f"{s.field}={s.value}", s.comparison) for s in per],
+                    g.max_drop,
+                    g.min_size,
+                    fail_when=g.fail_when,
+                    unresolved=g.unresolved,
+                )
+            )
+    return comparisons, gates, calibration_info
+
+
+def constraint_drops(base: MetricResult, cand: MetricResult, top: int = 3) -> str:
+    """For graders that tally constraint types (follows_instructions): the types whose pass
+    rate fell most, so a failed format guardrail says what broke."""
+    b, c = base.details.get("by_constraint"), cand.details.get("by_constraint")
+    if not b or not c:
+        return ""
+    drops = sorted((c[k]["rate"] - b[k]["rate"], k) for k in b if k in c)
+    worst = [f"{k} {b[k]['rate']:.2f} → {c[k]['rate']:.2f}" for d, k in drops[:top] if d < 0]
+    return "largest drops by constraint: " + ", ".join(worst) if worst else ""
+
+
+def power_check(
+    primary: Comparison, plan: Any, stats: StatsOptions
+) -> tuple[PowerCheck | None, dict[str, Any] | None, str | None]:
+    """Can this gold set detect the pre-registered lift? For binary primary metrics, with the
+    discordance observed in this run (at least the lift itself)."""
+    if primary.fixed is None or not primary.higher_is_better or plan.baseline >= 1:
+        return None, None, None
+    n = primary.n
+    observed = (primary.fixed + (primary.broken or 0)) / n
+    psi = max(observed, plan.min_detectable_lift) if observed > 0 else None
+    alpha, power = 1 - stats.confidence, plan.stats.power
+    try:
+        lift = min(plan.min_detectable_lift, 1 - plan.baseline)
+        need = samples_needed(plan.baseline, lift, alpha=alpha, power=power, discordance=psi)
+        can = detectable_lift(n, plan.baseline, alpha=alpha, power=power, discordance=psi)
+    except HeldoutError as exc:
+        return None, None, f"power check skipped: {exc}"
+    check = PowerCheck(n, need.n, can if math.isfinite(can) else None, plan.min_detectable_lift)
+    info = {
+        "n": n,
+        "n_needed": need.n,
+        "detectable_lift": check.detectable_lift,
+        "discordance": psi,
+        "method": need.method,
+    }
+    return check, info, None
