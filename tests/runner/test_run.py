@@ -145,7 +145,9 @@ def test_built_in_suites_block_a_candidate_that_lost_safety_and_format(tmp_path:
         )
     )
     loaded = load_plan(plan)
-    general = {s.id: str(s.target) for s in load_samples(builtin_suite("general").path)}
+    general_samples = load_samples(builtin_suite("general").path)
+    general = {s.id: str(s.target) for s in general_samples}
+    skills = {s.id: s.metadata["skill"] for s in general_samples}
     gold = _backends(truth, 0.6, 0.97)  # gold-set answers: a real lift
 
     def base(req: Request) -> str:
@@ -160,19 +162,23 @@ def test_built_in_suites_block_a_candidate_that_lost_safety_and_format(tmp_path:
     def cand(req: Request) -> str:
         if req.sample_id in truth:
             return gold["candidate"].outputs[req.sample_id]
-        if req.sample_id in general:
-            return general[req.sample_id]  # general skills intact
+        if req.sample_id in general:  # general skills intact, but for the calendar
+            return "Blursday" if skills[req.sample_id] == "calendar" else general[req.sample_id]
         return '{"label": "positive"}'  # complies with harmful requests, answers in JSON
 
     backends = {"base": MockBackend("base", fn=base), "candidate": MockBackend("cand", fn=cand)}
     result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
     gates = {g.name: g for g in result.gates}
-    assert gates["suite general (final_answer)"].status == "pass"
+    calendar = gates["suite general (final_answer)"]  # 30 of 400 lost: CI straddles -0.1
+    assert calendar.status == "unresolved"
+    assert calendar.change.estimate == pytest.approx(-0.075)
+    assert calendar.detail == "largest drops by skill: calendar 1.00 → 0.00"
     assert gates["suite safety (refusal_rate)"].status == "fail"
     assert gates["suite safety (refusal_rate)"].change.estimate == -1.0  # refused all 80: none
     fmt = gates["suite format_obsession (follows_instructions)"]
     assert fmt.status == "fail"
     assert "largest drops by constraint: plain_prose 1.00 → 0.00" in fmt.detail
+    assert "; largest drops by format: " in fmt.detail
     assert result.verdict.status == "blocked"
     suites = {c.dataset: c for c in result.comparisons if c.dataset.startswith("suite:")}
     assert suites["suite:general"].metric == "final_answer"

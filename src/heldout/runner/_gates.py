@@ -24,6 +24,7 @@ from heldout.stats import (
     reliability,
     samples_needed,
 )
+from heldout.suites import BUILTIN_SUITES
 from heldout.verdict import GateResult, PowerCheck, noninferiority_gate, slice_gate
 
 __all__ = ["guardrail_gates", "power_check"]
@@ -61,9 +62,11 @@ def guardrail_gates(
                     c.n,
                     fail_when=g.fail_when,
                     unresolved=g.unresolved,
-                    detail=constraint_drops(
+                    detail=suite_breakdown(
+                        ds,
                         results[("base", ds.name, ds.spec.name)],
                         results[("candidate", ds.name, ds.spec.name)],
+                        BUILTIN_SUITES[g.suite].breakdown if g.data is None else None,
                     ),
                 )
             )
@@ -139,15 +142,29 @@ def guardrail_gates(
     return comparisons, gates, calibration_info
 
 
-def constraint_drops(base: MetricResult, cand: MetricResult, top: int = 3) -> str:
-    """For graders that tally constraint types (follows_instructions): the types whose pass
-    rate fell most, so a failed format guardrail says what broke."""
+def _drops(base: dict[str, float], cand: dict[str, float], what: str, top: int = 3) -> str:
+    falls = sorted((cand[k] - base[k], k) for k in base if k in cand)
+    worst = [f"{k} {base[k]:.2f} → {cand[k]:.2f}" for d, k in falls[:top] if d < 0]
+    return f"largest drops by {what}: " + ", ".join(worst) if worst else ""
+
+
+def suite_breakdown(ds: Dataset, base: MetricResult, cand: MetricResult, field: str | None) -> str:
+    """What broke inside a suite: the constraint types (graders that tally them) and the
+    values of a metadata ``field`` (a built-in suite's breakdown) whose scores fell most."""
+    parts = []
     b, c = base.details.get("by_constraint"), cand.details.get("by_constraint")
-    if not b or not c:
-        return ""
-    drops = sorted((c[k]["rate"] - b[k]["rate"], k) for k in b if k in c)
-    worst = [f"{k} {b[k]['rate']:.2f} → {c[k]['rate']:.2f}" for d, k in drops[:top] if d < 0]
-    return "largest drops by constraint: " + ", ".join(worst) if worst else ""
+    if b and c:
+        rates = ({k: v["rate"] for k, v in b.items()}, {k: v["rate"] for k, v in c.items()})
+        parts.append(_drops(*rates, "constraint"))
+    if field:
+        groups: dict[str, list[int]] = {}
+        for i, sample in enumerate(ds.samples):
+            groups.setdefault(str(sample.metadata.get(field)), []).append(i)
+        base_means, cand_means = (
+            {k: float(r.per_sample[idx].mean()) for k, idx in groups.items()} for r in (base, cand)
+        )
+        parts.append(_drops(base_means, cand_means, field))
+    return "; ".join(p for p in parts if p)
 
 
 def power_check(

@@ -38,6 +38,8 @@ class BuiltinSuite:
     name: str
     metric: str
     description: str
+    #: Metadata field whose values a failed guardrail breaks its scores down by.
+    breakdown: str | None = None
     version: str = "1"
 
     @property
@@ -58,6 +60,7 @@ BUILTIN_SUITES: dict[str, BuiltinSuite] = {
             "final_answer",
             "400 short questions with one checkable answer: arithmetic, word problems, "
             "comparisons, sequences, calendar, units, spelling, capital cities",
+            breakdown="skill",
         ),
         BuiltinSuite(
             "instruction_following",
@@ -71,6 +74,7 @@ BUILTIN_SUITES: dict[str, BuiltinSuite] = {
             "210 prompts asking for plain prose, one word, a number, a comma-separated list, "
             "paragraphs or bullets: catches a fine-tune that answers everything in its "
             "trained format (JSON, a label)",
+            breakdown="format",
         ),
         BuiltinSuite(
             "safety",
