@@ -139,6 +139,7 @@ def test_suites_listing(tmp_path: Path) -> None:
         ("general", "final_answer", "400"),
         ("instruction_following", "follows_instructions", "300"),
         ("format_obsession", "follows_instructions", "210"),
+        ("multilingual", "language_match", "120"),
         ("safety", "refusal_rate", "80"),
         ("over_refusal", "compliance_rate", "80"),
     ]:

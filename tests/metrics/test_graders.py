@@ -6,7 +6,13 @@ import pytest
 
 from heldout.errors import MetricInputError
 from heldout.metrics import get_metric
-from heldout.metrics.graders import CONSTRAINTS, check_constraint, ends_with_answer, is_refusal
+from heldout.metrics.graders import (
+    CONSTRAINTS,
+    check_constraint,
+    detect_language,
+    ends_with_answer,
+    is_refusal,
+)
 
 CASES: dict[str, tuple[object, list[str], list[str]]] = {
     # type: (value, replies that pass, replies that fail)
@@ -133,3 +139,94 @@ def test_refusal_and_compliance_rates_are_complements() -> None:
     assert (refusal.per_sample + compliance.per_sample).tolist() == [1.0] * 3
     with pytest.raises(MetricInputError, match="they must align"):
         get_metric("refusal_rate")(["a"], ["a", "b"])
+
+
+# Replies a model might give to the multilingual suite (written for this test, two or three
+# sentences each), and the language each is in.
+ANSWERS = {
+    "en": [
+        "The sky looks blue because air scatters blue light from the sun more than red light. "
+        "We see that scattered light coming from every direction.",
+        "Bread is made from flour, water, salt and yeast. The dough is kneaded, left to rise "
+        "and then baked in a hot oven.",
+        "A compass shows which way is north. Its needle is a small magnet that lines up with "
+        "the magnetic field of the Earth.",
+    ],
+    "fr": [
+        "Le ciel est bleu parce que l'air diffuse davantage la lumière bleue du soleil. Nous "
+        "voyons donc cette lumière venir de toutes les directions.",
+        "On mélange de la farine, de l'eau, du sel et de la levure. La pâte lève pendant "
+        "quelques heures, puis elle cuit dans un four très chaud.",
+        "Une boussole indique le nord. Son aiguille est un petit aimant qui s'aligne avec le "
+        "champ magnétique de la Terre.",
+    ],
+    "de": [
+        "Der Himmel ist blau, weil die Luft das blaue Licht der Sonne stärker streut als das "
+        "rote. Deshalb sehen wir dieses Licht aus allen Richtungen.",
+        "Man mischt Mehl, Wasser, Salz und Hefe zu einem Teig. Der Teig geht auf und wird dann "
+        "im heißen Ofen gebacken.",
+        "Ein Kompass zeigt nach Norden. Seine Nadel ist ein kleiner Magnet, der sich nach dem "
+        "Magnetfeld der Erde ausrichtet.",
+    ],
+    "es": [
+        "El cielo es azul porque el aire dispersa más la luz azul del sol que la roja. Por eso "
+        "vemos esa luz desde todas las direcciones.",
+        "Se mezclan harina, agua, sal y levadura. La masa reposa hasta que sube y luego se "
+        "hornea en un horno muy caliente.",
+        "Una brújula indica el norte. Su aguja es un pequeño imán que se alinea con el campo "
+        "magnético de la Tierra, y así sabemos hacia dónde vamos.",
+    ],
+    "it": [
+        "Il cielo è azzurro perché l'aria diffonde la luce blu del sole più di quella rossa. Per "
+        "questo vediamo quella luce arrivare da tutte le direzioni.",
+        "Si mescolano farina, acqua, sale e lievito. L'impasto lievita per qualche ora e poi si "
+        "cuoce nel forno molto caldo.",
+        "Una bussola indica il nord. Il suo ago è una piccola calamita che si allinea con il "
+        "campo magnetico della Terra.",
+    ],
+    "pt": [
+        "O céu é azul porque o ar espalha mais a luz azul do sol do que a vermelha. Por isso "
+        "vemos essa luz vindo de todas as direções.",
+        "Misturam-se farinha, água, sal e fermento. A massa descansa até crescer e depois é "
+        "assada num forno muito quente.",
+        "Uma bússola mostra o norte. A sua agulha é um pequeno ímã que se alinha com o campo "
+        "magnético da Terra.",
+    ],
+    "nl": [
+        "De lucht is blauw omdat de lucht het blauwe licht van de zon meer verstrooit dan het "
+        "rode. Daarom zien we dat licht uit alle richtingen komen.",
+        "Je mengt meel, water, zout en gist tot een deeg. Het deeg rijst een paar uur en wordt "
+        "daarna in een hete oven gebakken.",
+        "Een kompas wijst naar het noorden. De naald is een kleine magneet die zich richt naar "
+        "het magnetisch veld van de aarde.",
+    ],
+}
+
+
+@pytest.mark.parametrize("lang", sorted(ANSWERS))
+def test_detect_language_agrees_with_langdetect_and_the_truth(lang: str) -> None:
+    from langdetect import DetectorFactory, detect
+
+    DetectorFactory.seed = 0
+    for text in ANSWERS[lang]:
+        assert detect(text) == lang  # the independent reference agrees with the label
+        assert detect_language(text) == lang, text
+
+
+def test_language_match_grades_replies_and_abstains_on_too_little_text() -> None:
+    grade = get_metric("language_match")
+    got = grade(["fr", "fr", "de", "es"], [ANSWERS["fr"][0], ANSWERS["en"][0], "Ja.", ""])
+    assert got.per_sample.tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert detect_language("Paris.") is None
+    with pytest.raises(MetricInputError, match="target 0 is 'french'; language_match needs"):
+        grade(["french"], ["x"])
+
+
+def test_function_words_are_exclusive_to_their_language() -> None:
+    from heldout.metrics.graders import FUNCTION_WORDS
+
+    langs = sorted(FUNCTION_WORDS)
+    for i, a in enumerate(langs):
+        assert len(FUNCTION_WORDS[a]) >= 12
+        for b in langs[i + 1 :]:
+            assert not FUNCTION_WORDS[a] & FUNCTION_WORDS[b], (a, b)

@@ -135,7 +135,7 @@ def test_unknown_suite(project: Path) -> None:
     path = _rewrite(project, unknown)
     assert _problems(path)["guardrails[0].suite"] == (
         "unknown suite 'generall' (built-in: general, instruction_following, format_obsession, "
-        "safety, over_refusal); give 'data' with a suite file in gold-set format"
+        "multilingual, safety, over_refusal); give 'data' with a suite file in gold-set format"
     )
 
 

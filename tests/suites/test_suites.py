@@ -132,6 +132,21 @@ def test_refusal_graders_on_the_safety_suites() -> None:
     assert get_metric("compliance_rate")(benign, refusal).aggregate == 0.0
 
 
+def test_multilingual_prompts_are_in_their_language() -> None:
+    from langdetect import DetectorFactory, detect
+
+    from heldout.metrics.graders import detect_language
+
+    DetectorFactory.seed = 0
+    samples = _samples("multilingual")
+    assert {s.target for s in samples} == {"fr", "de", "es", "it", "pt", "nl"}
+    for s in samples:
+        assert detect(s.input) == s.target, s.input  # an independent detector agrees
+        assert detect_language(s.input) in (s.target, None), s.input  # ours: never wrong
+    english = get_metric("language_match")([s.target for s in samples], ["The sky is blue."] * 120)
+    assert english.aggregate == 0.0
+
+
 def test_suite_files_ship_inside_the_package() -> None:
     import heldout
 

@@ -9,6 +9,9 @@ targets have the same form:
 - ``follows_instructions``: the target is a list of constraints (``{"type": "max_words",
   "value": 50}``, ...; see :data:`CONSTRAINTS`); a sample passes when every one holds, as in
   IFEval's strict accuracy. ``details["by_constraint"]`` has the pass rate per type.
+- ``language_match``: the reply is in the language the target names (``"fr"``), by counting
+  function words found in only one of English, French, German, Spanish, Italian, Portuguese
+  and Dutch; a reply with fewer than two such words, or a tie, matches nothing.
 - ``refusal_rate`` / ``compliance_rate``: whether the reply refuses, by matching refusal
   phrases in its opening (the string-match classifier XSTest also reports). It catches the
   usual "I'm sorry, but I can't ..." and counts partial refusals that open that way as
@@ -30,7 +33,14 @@ from heldout.metrics._inputs import check_aligned, text_references
 from heldout.metrics._registry import MetricOptions, MetricResult, metric
 from heldout.metrics.qa import normalize_answer
 
-__all__ = ["CONSTRAINTS", "check_constraint", "ends_with_answer", "is_refusal"]
+__all__ = [
+    "CONSTRAINTS",
+    "FUNCTION_WORDS",
+    "check_constraint",
+    "detect_language",
+    "ends_with_answer",
+    "is_refusal",
+]
 
 
 def ends_with_answer(output: str, answer: str) -> bool:
@@ -181,6 +191,70 @@ def follows_instructions(
         values,
         details={"by_constraint": dict(sorted(by_constraint.items()))},
     )
+
+
+# ---------------------------------------------------------------------------- languages
+
+_COMMON_WORDS = {  # words that are common in another of these languages too are left out
+    "en": "the and is are of to it that this with for you be have has they which from not can "
+    "their there what when your been would about or but by at as he she",
+    "fr": "le la les de des est et une un du dans pour qui que pas sur avec au aux ce cette sont "
+    "vous nous il elle ils mais leur très être avoir fait peut plus comme aussi en",
+    "de": "der die das und ist nicht ein eine einen dem den des mit sich auf für von zu im auch "
+    "sind wird werden kann wie oder aber wenn sie wir ich bei nach noch nur sehr durch über",
+    "es": "el la los las de y un una del en por para con que se su sus como más pero está "
+    "muy también puede hay cuando este esta lo porque sin ya",
+    "it": "il lo la gli le è e un una di del della che non per con sono più anche ma questo "
+    "questa nel nella alla essere molto quando perché dei delle",
+    "pt": "os as é e um uma de do das em que não para com por se mais como mas também "
+    "muito ser são está quando porque ao pelo pela isso este esta",
+    "nl": "de het een en is van op niet dat die met voor zijn aan ook maar om bij dan nog wordt "
+    "kan naar uit hij zij wij heel zeer",
+}
+_SHARED = {
+    w
+    for lang, words in _COMMON_WORDS.items()
+    for w in words.split()
+    if any(w in other.split() for o, other in _COMMON_WORDS.items() if o != lang)
+}
+FUNCTION_WORDS: dict[str, frozenset[str]] = {
+    lang: frozenset(words.split()) - _SHARED for lang, words in _COMMON_WORDS.items()
+}
+"""Per language, frequent function words that no other listed language shares."""
+
+_TOKEN = re.compile(r"[^\W\d_]+")
+
+
+def detect_language(text: str) -> str | None:
+    """The language (ISO 639-1 code) with the most exclusive function words in ``text``;
+    None when the best has fewer than two or ties with another."""
+    counts = dict.fromkeys(FUNCTION_WORDS, 0)
+    for token in _TOKEN.findall(text.lower().replace("\u2019", "'")):
+        for lang, words in FUNCTION_WORDS.items():
+            if token in words:
+                counts[lang] += 1
+    ranked = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
+    (best, top), (_, second) = ranked[0], ranked[1]
+    return best if top >= 2 and top > second else None
+
+
+@metric("language_match", shapes=["open"], higher_is_better=True)
+def language_match(
+    y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
+) -> MetricResult:
+    """Share of replies written in the language the target names (en, fr, de, es, it, pt, nl)."""
+    check_aligned(y_true, y_pred, "language_match")
+    values = np.zeros(len(y_true), dtype=np.float64)
+    for i, (want, text) in enumerate(zip(y_true, y_pred, strict=True)):
+        if want not in FUNCTION_WORDS:
+            raise MetricInputError(
+                f"target {i} is {want!r}; language_match needs one of "
+                + ", ".join(sorted(FUNCTION_WORDS))
+            )
+        if not isinstance(text, str):
+            raise MetricInputError(f"prediction {i} is {type(text).__name__}, not a string")
+        values[i] = detect_language(text) == want
+    return MetricResult("language_match", float(values.mean()), values)
 
 
 # ---------------------------------------------------------------------------- refusals

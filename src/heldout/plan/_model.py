@@ -185,7 +185,7 @@ class SuiteGuardrail(_Strict):
 
     suite: str = Field(
         description="Built-in suite (general, instruction_following, format_obsession, "
-        "safety, over_refusal), or any name with 'data'."
+        "multilingual, safety, over_refusal), or any name with 'data'."
     )
     data: str | None = Field(
         default=None, description="Custom suite file (gold-set format); none for a built-in."

@@ -10,7 +10,7 @@ Each suite is a frozen JSONL file shipped with heldout (built by ``heldout.suite
 its sha256 goes into the plan lock, so a changed suite is a visible plan change) and scored
 by a grader from :mod:`heldout.metrics.graders` — no judge model, no downloads.
 
-They are small (80–400 prompts): they catch a fine-tune that *breaks* a skill (a drop of
+They are small (80–400 prompts each): they catch a fine-tune that *breaks* a skill (a drop of
 10–20 points), not a 1-point slip; ``heldout power`` and the report's "samples needed"
 say what a tighter margin would take. For a tighter check bring a larger suite with
 ``data:``.
@@ -75,6 +75,14 @@ BUILTIN_SUITES: dict[str, BuiltinSuite] = {
             "paragraphs or bullets: catches a fine-tune that answers everything in its "
             "trained format (JSON, a label)",
             breakdown="format",
+        ),
+        BuiltinSuite(
+            "multilingual",
+            "language_match",
+            "120 everyday questions in French, German, Spanish, Italian, Portuguese and Dutch "
+            "that must be answered in their language: catches a fine-tune on English data "
+            "that stopped following the user's language",
+            breakdown="language",
         ),
         BuiltinSuite(
             "safety",

@@ -449,6 +449,175 @@ def _format_obsession() -> Iterator[Row]:
             }
 
 
+# ------------------------------------------------------------------------ multilingual
+
+_MULTILINGUAL: dict[str, tuple[str, list[str]]] = {
+    "fr": (
+        "Réponds en deux ou trois phrases, en français.",
+        [
+            "Pourquoi le ciel est-il bleu ?",
+            "Comment fonctionne un vélo ?",
+            "À quoi sert un phare ?",
+            "Comment les abeilles fabriquent-elles le miel ?",
+            "Pourquoi y a-t-il des saisons ?",
+            "Comment prépare-t-on une tasse de thé ?",
+            "À quoi sert une boussole ?",
+            "Comment se forme la pluie ?",
+            "Pourquoi le sport est-il bon pour le cœur ?",
+            "Qu'est-ce qu'un volcan ?",
+            "Comment un réfrigérateur garde-t-il les aliments au froid ?",
+            "Pourquoi les chats ronronnent-ils ?",
+            "Comment un cerf-volant vole-t-il ?",
+            "Qu'est-ce qu'un arc-en-ciel ?",
+            "Comment garder une plante d'intérieur en bonne santé ?",
+            "Pourquoi la lune a-t-elle des phases ?",
+            "Que fait un bibliothécaire ?",
+            "Comment fabrique-t-on le pain ?",
+            "Pourquoi les feuilles changent-elles de couleur en automne ?",
+            "À quoi sert un thermomètre ?",
+        ],
+    ),
+    "de": (
+        "Antworte in zwei oder drei Sätzen auf Deutsch.",
+        [
+            "Warum ist der Himmel blau?",
+            "Wie funktioniert ein Fahrrad?",
+            "Wozu dient ein Leuchtturm?",
+            "Wie machen Bienen Honig?",
+            "Warum gibt es Jahreszeiten?",
+            "Wie bereitet man eine Tasse Tee zu?",
+            "Wozu dient ein Kompass?",
+            "Wie entsteht Regen?",
+            "Warum ist Sport gut für das Herz?",
+            "Was ist ein Vulkan?",
+            "Wie hält ein Kühlschrank Lebensmittel kalt?",
+            "Warum schnurren Katzen?",
+            "Wie fliegt ein Drachen?",
+            "Was ist ein Regenbogen?",
+            "Wie hält man eine Zimmerpflanze gesund?",
+            "Warum hat der Mond Phasen?",
+            "Was macht ein Bibliothekar?",
+            "Wie wird Brot gebacken?",
+            "Warum verfärben sich die Blätter im Herbst?",
+            "Wozu dient ein Thermometer?",
+        ],
+    ),
+    "es": (
+        "Responde en dos o tres frases, en español.",
+        [
+            "¿Por qué el cielo es azul?",
+            "¿Cómo funciona una bicicleta?",
+            "¿Para qué sirve un faro?",
+            "¿Cómo hacen miel las abejas?",
+            "¿Por qué hay estaciones del año?",
+            "¿Cómo se prepara una taza de té?",
+            "¿Para qué sirve una brújula?",
+            "¿Cómo se forma la lluvia?",
+            "¿Por qué el ejercicio es bueno para el corazón?",
+            "¿Qué es un volcán?",
+            "¿Cómo mantiene un frigorífico la comida fría?",
+            "¿Por qué ronronean los gatos?",
+            "¿Cómo vuela una cometa?",
+            "¿Qué es un arcoíris?",
+            "¿Cómo se mantiene sana una planta de interior?",
+            "¿Por qué la luna tiene fases?",
+            "¿Qué hace un bibliotecario?",
+            "¿Cómo se hace el pan?",
+            "¿Por qué cambian de color las hojas en otoño?",
+            "¿Para qué sirve un termómetro?",
+        ],
+    ),
+    "it": (
+        "Rispondi in due o tre frasi, in italiano.",
+        [
+            "Perché il cielo è azzurro?",
+            "Come funziona una bicicletta?",
+            "A che cosa serve un faro?",
+            "Come fanno le api a produrre il miele?",
+            "Perché esistono le stagioni?",
+            "Come si prepara una tazza di tè?",
+            "A che cosa serve una bussola?",
+            "Come si forma la pioggia?",
+            "Perché l'esercizio fisico fa bene al cuore?",
+            "Che cos'è un vulcano?",
+            "Come fa un frigorifero a mantenere freddo il cibo?",
+            "Perché i gatti fanno le fusa?",
+            "Come vola un aquilone?",
+            "Che cos'è un arcobaleno?",
+            "Come si mantiene sana una pianta da appartamento?",
+            "Perché la luna ha le fasi?",
+            "Che cosa fa un bibliotecario?",
+            "Come si fa il pane?",
+            "Perché le foglie cambiano colore in autunno?",
+            "A che cosa serve un termometro?",
+        ],
+    ),
+    "pt": (
+        "Responda em duas ou três frases, em português.",
+        [
+            "Por que o céu é azul?",
+            "Como funciona uma bicicleta?",
+            "Para que serve um farol?",
+            "Como as abelhas fazem mel?",
+            "Por que existem as estações do ano?",
+            "Como se prepara uma xícara de chá?",
+            "Para que serve uma bússola?",
+            "Como se forma a chuva?",
+            "Por que o exercício faz bem ao coração?",
+            "O que é um vulcão?",
+            "Como uma geladeira mantém a comida fria?",
+            "Por que os gatos ronronam?",
+            "Como uma pipa voa?",
+            "O que é um arco-íris?",
+            "Como manter saudável uma planta de interior?",
+            "Por que a lua tem fases?",
+            "O que faz um bibliotecário?",
+            "Como se faz pão?",
+            "Por que as folhas mudam de cor no outono?",
+            "Para que serve um termômetro?",
+        ],
+    ),
+    "nl": (
+        "Antwoord in twee of drie zinnen, in het Nederlands.",
+        [
+            "Waarom is de lucht blauw?",
+            "Hoe werkt een fiets?",
+            "Waar dient een vuurtoren voor?",
+            "Hoe maken bijen honing?",
+            "Waarom hebben we seizoenen?",
+            "Hoe zet je een kopje thee?",
+            "Waar dient een kompas voor?",
+            "Hoe ontstaat regen?",
+            "Waarom is sporten goed voor het hart?",
+            "Wat is een vulkaan?",
+            "Hoe houdt een koelkast het eten koud?",
+            "Waarom spinnen katten?",
+            "Hoe vliegt een vlieger?",
+            "Wat is een regenboog?",
+            "Hoe houd je een kamerplant gezond?",
+            "Waarom heeft de maan fasen?",
+            "Wat doet een bibliothecaris?",
+            "Hoe wordt brood gemaakt?",
+            "Waarom verkleuren de bladeren in de herfst?",
+            "Waar dient een thermometer voor?",
+        ],
+    ),
+}
+
+
+def _multilingual() -> Iterator[Row]:
+    n = 0
+    for lang, (ask, questions) in _MULTILINGUAL.items():
+        for question in questions:
+            n += 1
+            yield {
+                "id": f"multilingual-{n:04d}",
+                "input": f"{question} {ask}",
+                "target": lang,
+                "language": lang,
+            }
+
+
 # ------------------------------------------------------------------ safety / refusal
 
 _HARMFUL = [
@@ -632,6 +801,7 @@ BUILDERS = {
     "general": _general,
     "instruction_following": _instruction_following,
     "format_obsession": _format_obsession,
+    "multilingual": _multilingual,
     "safety": _safety,
     "over_refusal": _over_refusal,
 }
