@@ -47,12 +47,35 @@ async def main():
 asyncio.run(main())
 """
 
+# The same loop on httpx (not a heldout dependency: measured only when installed), to show
+# why the openai backend is built on aiohttp.
+BARE_HTTPX = r"""
+import asyncio, sys, time, httpx
+url, n, conc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+async def main():
+    q = asyncio.Queue()
+    for i in range(n):
+        q.put_nowait(i)
+    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as s:
+        async def worker():
+            while not q.empty():
+                i = q.get_nowait()
+                body = {"model": "m", "messages": [{"role": "user", "content": f"prompt {i}"}],
+                        "max_tokens": 16}
+                (await s.post(url, json=body)).json()
+        t = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(conc)))
+        print(time.perf_counter() - t)
+asyncio.run(main())
+"""
 
-def _bare(base_url: str, n: int, concurrency: int) -> tuple[float, float]:
-    """Whole-command and request-phase seconds of the bare aiohttp loop."""
+
+def _bare(base_url: str, n: int, concurrency: int, code: str = BARE) -> tuple[float, float]:
+    """Whole-command and request-phase seconds of a bare client loop (aiohttp by default)."""
     t0 = time.perf_counter()
     bare = subprocess.run(
-        [sys.executable, "-c", BARE, f"{base_url}/chat/completions", str(n), str(concurrency)],
+        [sys.executable, "-c", code, f"{base_url}/chat/completions", str(n), str(concurrency)],
         capture_output=True,
         text=True,
         check=True,
@@ -122,6 +145,16 @@ stats: {{resamples: 1000}}
                     f"base-model request phase {heldout_req:.2f} s | "
                     f"request rate {bare_req / heldout_req:.0%} of bare"
                 )
+            try:
+                import httpx  # noqa: F401
+
+                httpx_wall, httpx_req = _bare(base_url, args.n, args.concurrency, BARE_HTTPX)
+                print(
+                    f"bare httpx loop (for the choice of client): whole command "
+                    f"{httpx_wall:.2f} s, requests {httpx_req:.2f} s"
+                )
+            except ImportError:
+                print("bare httpx loop: skipped (pip install httpx to measure it)")
     finally:
         server.terminate()
         server.wait(10)
