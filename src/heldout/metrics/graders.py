@@ -129,9 +129,7 @@ CONSTRAINTS: dict[str, Callable[[str, Any], bool]] = {
     "quoted": lambda t, _: len(s := t.strip()) > 1 and s[0] == '"' and s[-1] == '"',
     "title": lambda t, _: re.search(r"<<[^<>\n]+>>", t) is not None,
     "plain_prose": _plain_prose,
-    "single_number": lambda t, _: (
-        re.fullmatch(r"-?\d+(?:\.\d+)?", t.strip().rstrip(".")) is not None
-    ),
+    "single_number": lambda t, _: _NUMBER.fullmatch(t.strip().rstrip(".")) is not None,
     "one_word": lambda t, _: len(t.strip().rstrip(".!").split()) == 1,
     "comma_list": _comma_list,
 }
