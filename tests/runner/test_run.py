@@ -226,6 +226,33 @@ def test_cli_run_against_a_local_server(tmp_path: Path) -> None:
     assert again.returncode == 1
 
 
+def test_revision_keys_the_cache_and_a_fully_cached_run_says_so(tmp_path: Path) -> None:
+    make_project(
+        tmp_path,
+        n=30,
+        models="""  base: {backend: openai, base_url: "BASE", model: base}
+  candidate: {backend: openai, base_url: "BASE", model: cand}""",
+    )
+    plan = tmp_path / "heldout.yaml"
+    with FakeOpenAIServer(ServerScript(answer=lambda p: "neutral")) as server:
+        plan.write_text(plan.read_text().replace("BASE", server.base_url))
+        loaded = load_plan(plan)
+        first, _ = run_plan(loaded, check_lock(loaded))
+        assert not any("came from the response cache" in w for w in first.warnings)
+        again, _ = run_plan(loaded, check_lock(loaded))
+        assert sum(server.requests.values()) == 60  # the rerun made no calls
+        cached = [w for w in again.warnings if "came from the response cache" in w]
+        assert len(cached) == 2
+        assert "set models.candidate.revision when you redeploy" in cached[1]
+        # the candidate was redeployed under the same name: its revision says so
+        plan.write_text(plan.read_text().replace("model: cand}", "model: cand, revision: v2}"))
+        loaded = load_plan(plan)
+        third, _ = run_plan(loaded, check_lock(loaded))
+        assert sum(server.requests.values()) == 90  # only the candidate was asked again
+        assert third.models[1].cached == 0
+        assert third.models[0].cached == 30
+
+
 def test_cli_refuses_changed_plan(tmp_path: Path) -> None:
     make_project(tmp_path)
     write_lock(load_plan(tmp_path / "heldout.yaml"))

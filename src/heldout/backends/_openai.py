@@ -94,13 +94,16 @@ class OpenAIBackend:
 
     def identity(self) -> dict[str, Any]:
         s = self.spec
-        return {
+        out: dict[str, Any] = {
             "backend": "openai",
             "base_url": s.base_url.rstrip("/"),
             "model": s.model,
             "endpoint": s.endpoint,
             "params": s.params.model_dump(mode="json"),
         }
+        if s.revision is not None:  # absent, not null, so that older cache keys stay valid
+            out["revision"] = s.revision
+        return out
 
     def _url(self) -> str:
         path = "chat/completions" if self.spec.endpoint == "chat" else "completions"

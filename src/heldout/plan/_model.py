@@ -93,6 +93,12 @@ class OpenAIModel(_Strict):
     backend: Literal["openai"] = Field(description="OpenAI-compatible HTTP API.")
     model: str = Field(description="Model name as the server knows it.")
     base_url: str = Field(default="https://api.openai.com/v1", description="Server URL up to /v1.")
+    revision: str | None = Field(
+        default=None,
+        description="What is deployed under this name (adapter sha, checkpoint step, date). "
+        "It is part of the response-cache key: change it when you redeploy under the same "
+        "name, or cached answers of the old model are reused.",
+    )
     api_key_env: str | None = Field(
         default=None,
         description="Name of the environment variable holding the API key (never the key).",

@@ -27,6 +27,7 @@ from heldout.plan import (
     CalibrationGuardrail,
     LoadedPlan,
     LockStatus,
+    OpenAIModel,
     Plan,
     SuiteGuardrail,
     plan_sha256,
@@ -128,6 +129,14 @@ def run_plan(
     )
 
     model_records, warnings, failures = _model_records(roles, gens, backends)
+    for rec in model_records:
+        spec = specs[rec.role]
+        if isinstance(spec, OpenAIModel) and spec.revision is None and rec.cached == rec.requests:
+            warnings.append(
+                f"every response of the {rec.role} model came from the response cache: a "
+                f"model redeployed as {spec.model!r} at {spec.base_url} would not be noticed; "
+                f"set models.{rec.role}.revision when you redeploy, or run with --refresh"
+            )
     if failures and not opts.failed_as_wrong:
         raise FailedGenerationsError(
             f"{failures} request(s) failed after all retries; rerun 'heldout run' to retry only "
