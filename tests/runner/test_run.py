@@ -253,6 +253,23 @@ def test_revision_keys_the_cache_and_a_fully_cached_run_says_so(tmp_path: Path) 
         assert third.models[0].cached == 30
 
 
+def test_a_judge_section_is_never_silently_ignored(tmp_path: Path) -> None:
+    truth = make_project(tmp_path)
+    plan = tmp_path / "heldout.yaml"
+    plan.write_text(
+        plan.read_text()
+        + "judge: {model: {backend: mock, default: A}, rubric: [accuracy], min_agreement: 0.8}\n"
+    )
+    loaded = load_plan(plan)
+    result, _ = run_plan(
+        loaded, check_lock(loaded), RunOptions(backends=dict(_backends(truth, 0.6, 0.97)))
+    )
+    assert any("judge section is not run" in w for w in result.warnings)
+    r = _cli("plan", "validate", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "judge section is not run" in r.stderr
+
+
 def test_cli_refuses_changed_plan(tmp_path: Path) -> None:
     make_project(tmp_path)
     write_lock(load_plan(tmp_path / "heldout.yaml"))

@@ -155,6 +155,10 @@ def plan_validate(
     loaded = _guard(lambda: load_plan(plan, check_data=data))
     n = f", gold set {len(loaded.samples)} samples" if data else ""
     out.print(f"[green]ok[/] {plan}: plan '{loaded.plan.name}' is valid{n}")
+    if loaded.plan.judge is not None:
+        from heldout.runner._run import JUDGE_NOT_RUN
+
+        err.print(f"[yellow]warning:[/] {JUDGE_NOT_RUN}", highlight=False)
     if data:
         _power_warning(loaded)
 

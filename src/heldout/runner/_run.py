@@ -62,6 +62,10 @@ from heldout.verdict import apply_holm, decide
 __all__ = ["FailedGenerationsError", "RunOptions", "run_plan"]
 
 ROLES = ("base", "candidate", "reference")
+JUDGE_NOT_RUN = (
+    f"the plan's judge section is not run by heldout {__version__} (no LLM judge yet): this "
+    "verdict rests on the metrics and guardrails alone"
+)
 Progress = Callable[[str, int, int], None]
 
 
@@ -226,6 +230,8 @@ def run_plan(
     power, power_info, power_warning = power_check(primary, plan, stats)
     if power_warning:
         warnings.append(power_warning)
+    if plan.judge is not None:
+        warnings.append(JUDGE_NOT_RUN)
     verdict = decide(
         primary,
         baseline=plan.baseline,
