@@ -184,6 +184,20 @@ def test_malformed_suite_file_is_reported_at_validation(project: Path) -> None:
     assert problems[where].startswith("malformed JSON at column 2")
 
 
+def test_judge_human_labels_are_checked(project: Path) -> None:
+    def judge(d: dict[str, Any]) -> None:
+        d["judge"] = {
+            "model": {"backend": "mock"},
+            "rubric": ["accuracy"],
+            "human_labels": "labels.jsonl",
+        }
+
+    (project / "labels.jsonl").write_text('{"id": "q01", "winner": "left"}\n')
+    problems = _problems(_rewrite(project, judge))
+    where = next(w for w in problems if w.endswith("labels.jsonl:1"))
+    assert problems[where].startswith('needs {"id": ..., "winner": "candidate" | "base" | "tie"}')
+
+
 def test_duplicate_suite_names(project: Path) -> None:
     path = _rewrite(project, lambda d: d["guardrails"][1].__setitem__("suite", "general"))
     assert _problems(path) == {

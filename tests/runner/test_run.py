@@ -253,21 +253,108 @@ def test_revision_keys_the_cache_and_a_fully_cached_run_says_so(tmp_path: Path) 
         assert third.models[0].cached == 30
 
 
-def test_a_judge_section_is_never_silently_ignored(tmp_path: Path) -> None:
-    truth = make_project(tmp_path)
+def _judge_project(tmp_path: Path, labels: dict[str, str]) -> dict[str, str]:
+    truth = make_project(tmp_path, n=80)
+    (tmp_path / "labels.jsonl").write_text(
+        "".join(json.dumps({"id": k, "winner": v}) + "\n" for k, v in labels.items())
+    )
     plan = tmp_path / "heldout.yaml"
     plan.write_text(
         plan.read_text()
-        + "judge: {model: {backend: mock, default: A}, rubric: [accuracy], min_agreement: 0.8}\n"
+        + "judge: {model: {backend: mock, name: judge}, rubric: [correct label, brevity],\n"
+        "        human_labels: labels.jsonl, min_agreement: 0.8}\n"
     )
-    loaded = load_plan(plan)
-    result, _ = run_plan(
-        loaded, check_lock(loaded), RunOptions(backends=dict(_backends(truth, 0.6, 0.97)))
+    return truth
+
+
+def _blocks(prompt: str) -> tuple[str, str]:
+    a = prompt.split("-A>\n", 1)[1].split("\n</response-", 1)[0]
+    b = prompt.split("-B>\n", 1)[1].split("\n</response-", 1)[0]
+    return a, b
+
+
+def test_judge_prefers_candidate_with_positions_swapped(tmp_path: Path) -> None:
+    labels = {f"g{i}": "candidate" for i in range(20)}
+    truth = _judge_project(tmp_path, labels)
+    loaded = load_plan(tmp_path / "heldout.yaml")
+
+    def longer(req: Request) -> str:  # a judge that rewards length
+        a, b = _blocks(req.prompt)
+        return "Reasoning...\n" + json.dumps({"winner": "A" if len(a) > len(b) else "B"})
+
+    backends = {**_backends(truth, 0.6, 0.97), "judge": MockBackend("judge", fn=longer)}
+    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    j = result.judge
+    assert j is not None
+    assert j["n"] == 80
+    assert j["inconsistent"] == 0
+    # the candidate says "It is <label>." (longer) except when it says "no idea"
+    cand_longer = sum(
+        len(backends["candidate"].outputs[k]) > len(backends["base"].outputs[k]) for k in truth
     )
-    assert any("judge section is not run" in w for w in result.warnings)
-    r = _cli("plan", "validate", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "judge section is not run" in r.stderr
+    assert j["candidate_wins"] == cand_longer
+    assert j["longer_wins_rate"] == 1.0
+    assert j["human"]["n"] == 20
+    assert any("the longer response won 100%" in w for w in result.warnings)
+    judge_model = next(m for m in result.models if m.role == "judge")
+    assert judge_model.requests == 160  # every sample twice
+    assert result.verdict.status == "success"  # reported, not gated
+
+
+def test_judge_with_position_bias_is_flagged_and_not_trusted(tmp_path: Path) -> None:
+    truth = _judge_project(tmp_path, {f"g{i}": "candidate" for i in range(20)})
+    loaded = load_plan(tmp_path / "heldout.yaml")
+    always_a = MockBackend("judge", fn=lambda r: '{"winner": "A"}')
+    backends = {**_backends(truth, 0.6, 0.97), "judge": always_a}
+    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    j = result.judge
+    assert j is not None
+    assert j["inconsistent"] == 80  # every verdict flipped with the order: all ties
+    assert j["ties"] == 80
+    assert j["win_rate"]["estimate"] == 0.5
+    assert j["first_position_rate"] == 1.0
+    assert j["trusted"] is False  # humans said candidate; the judge said tie
+    assert any("flipped with the order" in w for w in result.warnings)
+    assert any("position bias" in w for w in result.warnings)
+    assert any("not trusted" in w for w in result.warnings)
+
+
+def test_cli_run_with_an_openai_judge(tmp_path: Path) -> None:
+    truth = make_project(
+        tmp_path,
+        n=40,
+        models="""  base: {backend: openai, base_url: "BASE", model: base}
+  candidate: {backend: openai, base_url: "BASE", model: cand}""",
+    )
+    plan = tmp_path / "heldout.yaml"
+    plan.write_text(
+        plan.read_text()
+        + 'judge: {model: {backend: openai, base_url: "BASE", model: judge}, rubric: [accuracy]}\n'
+    )
+    inputs = {f"message number {i}": sid for i, sid in enumerate(truth)}
+
+    def answer(prompt: str) -> str:
+        if "<response-" in prompt:  # the judge: prefers the response that is right
+            a, b = _blocks(prompt)
+            task = prompt.split("-A>", 1)[0]
+            sid = next(s for text, s in inputs.items() if f"{text}\n" in task)
+            good = truth[sid]
+            if a == b:  # both models share this server and answer alike
+                return json.dumps({"winner": "tie"})
+            return json.dumps({"winner": "A" if a == good else "B" if b == good else "tie"})
+        return truth[inputs[prompt]] if prompt.endswith(("1", "3", "5", "7")) else "neutral"
+
+    with FakeOpenAIServer(ServerScript(answer=lambda p: answer(p))) as server:
+        plan.write_text(plan.read_text().replace("BASE", server.base_url))
+        r = _cli("run", "--out", "run", cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stderr
+    assert "judge (pairwise, positions swapped, n=40)" in r.stdout
+    assert "**Judge:**" in (tmp_path / "run" / "report.md").read_text()
+    result = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert result["judge"]["inconsistent"] == 0
+    assert result["judge"]["ties"] == 40
+    assert result["judge"]["trusted"] is None
+    assert result["judge"]["win_rate"]["estimate"] == 0.5
 
 
 def test_cli_refuses_changed_plan(tmp_path: Path) -> None:

@@ -155,10 +155,6 @@ def plan_validate(
     loaded = _guard(lambda: load_plan(plan, check_data=data))
     n = f", gold set {len(loaded.samples)} samples" if data else ""
     out.print(f"[green]ok[/] {plan}: plan '{loaded.plan.name}' is valid{n}")
-    if loaded.plan.judge is not None:
-        from heldout.runner._run import JUDGE_NOT_RUN
-
-        err.print(f"[yellow]warning:[/] {JUDGE_NOT_RUN}", highlight=False)
     if data:
         _power_warning(loaded)
 
@@ -494,6 +490,8 @@ def _print_summary(result: Any) -> None:
             color = {"fail": "red", "unresolved": "yellow", "pass": "green"}[g.status]
             gates.add_row(g.name, f"[{color}]{g.status}[/]", g.description)
         out.print(gates)
+    if result.judge:
+        out.print(result.judge["description"], highlight=False)
     for w in result.warnings + result.verdict.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     v = result.verdict

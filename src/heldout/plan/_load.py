@@ -532,6 +532,16 @@ def _data_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Problem]:
             )
     out += _target_problems(loaded, samples)
     out += _suite_problems(loaded, node)
+    judge = loaded.plan.judge
+    if judge is not None and judge.human_labels:
+        from heldout.judge import read_human_labels
+
+        labels = loaded.resolve(judge.human_labels)
+        if labels.is_file():  # a missing file is reported by the semantic checks
+            try:
+                read_human_labels(labels)
+            except DataError as exc:
+                out += exc.problems
     return out
 
 

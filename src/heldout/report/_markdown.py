@@ -61,6 +61,8 @@ def render_markdown(view: ReportView, *, top: int = 10) -> str:
                 f"{fmt(g.change.estimate, signed=True)} [{fmt(g.change.low, signed=True)}, "
                 f"{fmt(g.change.high, signed=True)}] | {g.margin:g} | {g.n} |"
             )
+    if r.judge:
+        out += ["", f"**Judge:** {_cell(r.judge['description'], 600)}"]
     losses = []
     if view.weakest_class:
         name, row = view.weakest_class

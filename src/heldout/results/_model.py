@@ -93,7 +93,7 @@ class VerdictRecord(_Model):
 
 
 class ModelRecord(_Model):
-    role: Literal["base", "candidate", "reference"]
+    role: Literal["base", "candidate", "reference", "judge"]
     identity: dict[str, Any]
     record: dict[str, Any] = Field(default_factory=dict)
     requests: int = 0
@@ -139,6 +139,11 @@ class RunResult(_Model):
         description="Per model: the primary metric's tables (per class, confusion matrix ...).",
     )
     power: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = Field(
+        default=None,
+        description="The plan's LLM judge: pairwise win rate of the candidate (positions "
+        "swapped), bias checks, agreement with human labels; reported, not gated.",
+    )
     verdict: VerdictRecord
     warnings: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)

@@ -22,6 +22,7 @@ import numpy as np
 from heldout._version import __version__
 from heldout.backends import Backend, Generation, ResponseCache, make_backend
 from heldout.errors import FailedGenerationsError
+from heldout.judge import read_human_labels
 from heldout.metrics import MetricResult, get_metric
 from heldout.plan import (
     CalibrationGuardrail,
@@ -55,6 +56,7 @@ from heldout.runner._datasets import (
 )
 from heldout.runner._gates import guardrail_gates, power_check
 from heldout.runner._generate import GenerationSink, generate
+from heldout.runner._judging import judge_record, judge_requests, judge_summary
 from heldout.runner._records import comparison_record, gate_record, interval_record, json_safe
 from heldout.stats import StatsOptions, compare, compare_slices, reference_ceiling
 from heldout.verdict import apply_holm, decide
@@ -62,10 +64,6 @@ from heldout.verdict import apply_holm, decide
 __all__ = ["FailedGenerationsError", "RunOptions", "run_plan"]
 
 ROLES = ("base", "candidate", "reference")
-JUDGE_NOT_RUN = (
-    f"the plan's judge section is not run by heldout {__version__} (no LLM judge yet): this "
-    "verdict rests on the metrics and guardrails alone"
-)
 Progress = Callable[[str, int, int], None]
 
 
@@ -125,6 +123,13 @@ def run_plan(
         backends[role] = opts.backends.get(role) or make_backend(
             specs[role], root=loaded.root, seed=plan.stats.seed
         )
+    if plan.judge is not None:
+        backends["judge"] = opts.backends.get("judge") or make_backend(
+            plan.judge.model, root=loaded.root, seed=plan.stats.seed
+        )
+    human = None
+    if plan.judge is not None and plan.judge.human_labels:
+        human = read_human_labels(loaded.resolve(plan.judge.human_labels))
     timings["load_s"] = time.perf_counter() - started
 
     cache_path = opts.cache_path or loaded.root / ".heldout" / "cache.sqlite"
@@ -150,6 +155,21 @@ def run_plan(
         )
     if failures:
         warnings.append(f"{failures} failed request(s) were scored as wrong (--failed-as-wrong)")
+    judge_info = None
+    if plan.judge is not None:
+        judge_models, judge_failed, _ = _model_records(["judge"], gens, backends)
+        model_records += judge_models
+        summary = judge_summary(
+            plan.judge,
+            datasets[0],
+            gens[("base", "gold")],
+            gens[("candidate", "gold")],
+            gens.get(("judge", "gold"), {}),
+            human,
+            stats.confidence,
+        )
+        judge_info, judge_warnings = judge_record(summary, plan.judge)
+        warnings += judge_failed + judge_warnings
 
     t0 = time.perf_counter()
     gold = datasets[0]
@@ -230,8 +250,6 @@ def run_plan(
     power, power_info, power_warning = power_check(primary, plan, stats)
     if power_warning:
         warnings.append(power_warning)
-    if plan.judge is not None:
-        warnings.append(JUDGE_NOT_RUN)
     verdict = decide(
         primary,
         baseline=plan.baseline,
@@ -289,6 +307,7 @@ def run_plan(
             role: json_safe(dict(results[(role, "gold", gold.spec.name)].details)) for role in roles
         },
         power=power_info,
+        judge=judge_info,
         verdict=VerdictRecord(
             status=verdict.status,
             reasons=verdict.reasons,
@@ -359,6 +378,32 @@ def _generate_all(
                     progress=report,
                 )
             timings[f"generate_{role}_s"] = time.perf_counter() - t_role
+        if plan.judge is not None:
+            t_role = time.perf_counter()
+            gold = datasets[0]
+            reqs = judge_requests(
+                plan.judge,
+                gold,
+                gens[("base", "gold")],
+                gens[("candidate", "gold")],
+                plan.stats.seed,
+            )
+
+            def report_judge(done: int, total: int) -> None:
+                if progress:
+                    progress("judge · gold", done, total)
+
+            gens[("judge", "gold")] = generate(
+                backends["judge"],
+                reqs,
+                role="judge",
+                dataset="gold",
+                cache=cache,
+                sink=sink,
+                refresh=opts.refresh,
+                progress=report_judge,
+            )
+            timings["generate_judge_s"] = time.perf_counter() - t_role
     finally:
         sink.close()
         if cache is not None:
