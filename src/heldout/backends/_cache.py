@@ -63,11 +63,6 @@ class ResponseCache:
                 out[key] = gen
         return out
 
-    def put(self, key: str, generation: Generation, blob: str | None = None) -> None:
-        """Store one successful generation, committed immediately (``blob``: its JSON, when
-        the caller has it already)."""
-        self.put_many([(key, generation, blob)])
-
     def put_many(self, items: Iterable[tuple[str, Generation, str | None]]) -> None:
         """Store successful generations in one transaction, committed before returning.
         Each item is (key, generation, its JSON or None); failures are skipped."""

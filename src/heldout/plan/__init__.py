@@ -1,6 +1,6 @@
 """The pre-registered plan: model, YAML loading and validation, lock and verify."""
 
-from heldout.plan._load import BUILTIN_SUITES, LoadedPlan, load_plan, referenced_files
+from heldout.plan._load import LoadedPlan, load_plan, referenced_files
 from heldout.plan._lock import (
     LOCK_NAME,
     LockStatus,
@@ -35,7 +35,6 @@ from heldout.plan._model import (
 from heldout.plan._starter import write_starter
 
 __all__ = [
-    "BUILTIN_SUITES",
     "LOCK_NAME",
     "SHAPES",
     "CalibrationGuardrail",

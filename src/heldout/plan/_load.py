@@ -32,13 +32,9 @@ from heldout.plan._model import (
     TaskSpec,
 )
 from heldout.plan._yaml import format_path, line_of, parse_yaml
-from heldout.suites import BUILTIN_SUITES as _SUITES
-from heldout.suites import builtin_suite_file
+from heldout.suites import BUILTIN_SUITES, builtin_suite_file
 
-__all__ = ["BUILTIN_SUITES", "LoadedPlan", "load_plan", "load_plugins", "referenced_files"]
-
-#: Regression suites heldout ships (heldout.suites); any other suite needs ``data:``.
-BUILTIN_SUITES: tuple[str, ...] = tuple(_SUITES)
+__all__ = ["LoadedPlan", "load_plan", "load_plugins", "referenced_files"]
 
 _ALL_MODELS: tuple[type[BaseModel], ...] = (
     Plan,
@@ -67,6 +63,10 @@ class LoadedPlan:
     plan: Plan
     path: Path
     samples: list[Sample] = field(default_factory=list)
+    #: Each suite guardrail's samples and the judge's human labels, once checked (so a run
+    #: does not read them again).
+    suite_samples: dict[str, list[Sample]] = field(default_factory=dict)
+    human_labels: dict[str, str] | None = None
 
     @property
     def root(self) -> Path:
@@ -105,8 +105,8 @@ def referenced_files(plan: Plan) -> dict[str, str]:
     for i, g in enumerate(plan.guardrails):
         if isinstance(g, SuiteGuardrail) and g.data:
             files[f"guardrails[{i}].data"] = g.data
-        elif isinstance(g, SuiteGuardrail) and g.suite in _SUITES:
-            files[f"guardrails[{i}].suite"] = _SUITES[g.suite].reference
+        elif isinstance(g, SuiteGuardrail) and g.suite in BUILTIN_SUITES:
+            files[f"guardrails[{i}].suite"] = BUILTIN_SUITES[g.suite].reference
     if plan.judge and plan.judge.human_labels:
         files["judge.human_labels"] = plan.judge.human_labels
     for i, plugin in enumerate(plan.plugins):
@@ -421,11 +421,13 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
                 "'data' with a suite file in gold-set format",
             )
         elif (
-            isinstance(g, SuiteGuardrail) and g.data is None and g.metric != _SUITES[g.suite].metric
+            isinstance(g, SuiteGuardrail)
+            and g.data is None
+            and g.metric != BUILTIN_SUITES[g.suite].metric
         ):
             add(
                 ["guardrails", i, "metric"],
-                f"the built-in suite {g.suite!r} is scored by {_SUITES[g.suite].metric}; "
+                f"the built-in suite {g.suite!r} is scored by {BUILTIN_SUITES[g.suite].metric}; "
                 "remove 'metric', or give 'data' to score your own suite file",
             )
         if isinstance(g, SuiteGuardrail):
@@ -539,7 +541,7 @@ def _data_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Problem]:
         labels = loaded.resolve(judge.human_labels)
         if labels.is_file():  # a missing file is reported by the semantic checks
             try:
-                read_human_labels(labels)
+                loaded.human_labels = read_human_labels(labels)
             except DataError as exc:
                 out += exc.problems
     return out
@@ -551,13 +553,14 @@ def _suite_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Problem]
     for i, g in enumerate(loaded.plan.guardrails):
         if not isinstance(g, SuiteGuardrail):
             continue
-        if g.data is None and g.suite not in _SUITES:
+        if g.data is None and g.suite not in BUILTIN_SUITES:
             continue  # reported by the semantic checks
-        path = loaded.resolve(g.data) if g.data else _SUITES[g.suite].path
+        path = loaded.resolve(g.data) if g.data else BUILTIN_SUITES[g.suite].path
         if not path.is_file():
             continue  # reported by the semantic checks
         try:
             samples = load_samples(path)
+            loaded.suite_samples[g.suite] = samples
         except DataError as exc:
             out += exc.problems
             continue

@@ -72,7 +72,7 @@ def gold_dataset(loaded: LoadedPlan) -> Dataset:
 
 def suite_dataset(loaded: LoadedPlan, g: SuiteGuardrail) -> Dataset:
     path = loaded.resolve(g.data) if g.data else builtin_suite(g.suite).path
-    samples = load_samples(path, FieldMap())
+    samples = loaded.suite_samples.get(g.suite) or load_samples(path, FieldMap())
     spec = get_metric(g.metric)
     labels = None
     if "classification" in spec.shapes:

@@ -43,10 +43,6 @@ class GenerationSink:
         head = json.dumps({"model": role, "dataset": dataset}, ensure_ascii=False)
         return head[:-1] + ", " + blob[1:] + "\n"
 
-    def write(self, role: str, dataset: str, gen: Generation, blob: str | None = None) -> None:
-        """Append one generation."""
-        self.write_lines([self.line(role, dataset, gen, blob)])
-
     def write_lines(self, lines: Sequence[str]) -> None:
         """Append lines made by :meth:`line`, then flush them to the operating system."""
         self._fh.write("".join(lines))

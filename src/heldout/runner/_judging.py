@@ -47,6 +47,10 @@ def judge_requests(
     return out
 
 
+def _verdict(g: Generation) -> str | None:
+    return parse_verdict(g.text) if g.ok and g.text is not None else None
+
+
 def judge_summary(
     spec: JudgeSpec,
     gold: Dataset,
@@ -64,9 +68,7 @@ def judge_summary(
         two = verdicts_by_request.get(s.id + BASE_FIRST)
         if one is None or two is None:
             continue
-        verdicts[s.id] = tuple(  # type: ignore[assignment]
-            parse_verdict(g.text) if g.ok and g.text is not None else None for g in (one, two)
-        )
+        verdicts[s.id] = (_verdict(one), _verdict(two))
         lengths[s.id] = (len(cand[s.id].text or ""), len(base[s.id].text or ""))
     outcomes = {k: combine(*v) for k, v in verdicts.items()}
     return summarize(

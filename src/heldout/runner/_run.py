@@ -129,7 +129,7 @@ def run_plan(
         )
     human = None
     if plan.judge is not None and plan.judge.human_labels:
-        human = read_human_labels(loaded.resolve(plan.judge.human_labels))
+        human = loaded.human_labels or read_human_labels(loaded.resolve(plan.judge.human_labels))
     timings["load_s"] = time.perf_counter() - started
 
     cache_path = opts.cache_path or loaded.root / ".heldout" / "cache.sqlite"
