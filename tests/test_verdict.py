@@ -10,7 +10,6 @@ from heldout.stats import Comparison, Interval, StatsOptions, compare, paired_pr
 from heldout.verdict import (
     GateResult,
     PowerCheck,
-    apply_holm,
     decide,
     noninferiority_gate,
     slice_gate,
@@ -83,6 +82,21 @@ def test_no_gain_over_base() -> None:
     assert v.reasons[0].startswith("no real lift over the base model")
 
 
+def test_significant_loss_is_named_as_a_regression() -> None:
+    v = decide(_cmp((0.55, 0.48, 0.62), (-0.15, -0.21, -0.09)), baseline=0.6, success_threshold=0.9)
+    assert v.status == "no_gain"
+    assert v.reasons[0].startswith("the candidate is significantly WORSE than the base model")
+    assert "-0.1500 [-0.2100, -0.0900] excludes 0 on the losing side" in v.reasons[0]
+    assert not any("includes 0 or worse" in r for r in v.reasons)
+    # lower is better: an error rate that rose significantly is a regression too
+    up = _cmp((0.4, 0.35, 0.45), (0.1, 0.05, 0.15), higher=False, base=(0.3, 0.25, 0.35))
+    assert (
+        decide(up, baseline=0.3, success_threshold=0.1)
+        .reasons[0]
+        .startswith("the candidate is significantly WORSE")
+    )
+
+
 def test_no_gain_over_preregistered_baseline() -> None:
     # real lift over a weak base, but not over the best prompt measured before training
     v = decide(_cmp((0.74, 0.70, 0.78), (0.1, 0.05, 0.15)), baseline=0.72, success_threshold=0.9)
@@ -147,7 +161,7 @@ def test_lower_is_better_metric() -> None:
     assert v.status == "success"
 
 
-def test_slice_gate_uses_worst_eligible_slice() -> None:
+def test_slice_gate_gates_every_eligible_slice() -> None:
     spec = get_metric("accuracy")
     y = ["a"] * 60
     base = spec(y, ["a"] * 60)
@@ -158,20 +172,59 @@ def test_slice_gate_uses_worst_eligible_slice() -> None:
     de = compare(base, cand, spec, opts, rows=np.arange(57, 60))
     gate = slice_gate("slices[language]", [("en", en), ("fr", fr), ("de", de)], 0.15, 10)
     assert gate.status == "fail"
-    assert "worst slice fr" in gate.detail
+    assert [(p.label, p.status) for p in gate.parts] == [("en", "pass"), ("fr", "fail")]
+    assert "deciding slice fr" in gate.detail
+    assert "fr fail" in gate.detail
+    assert "en pass" in gate.detail
     assert "1 slice(s) under 10 samples not gated" in gate.detail
 
 
-def test_holm_turns_a_marginal_pass_into_unresolved() -> None:
-    marginal = _gate((0.0, -0.0195, 0.0195))  # barely passes alone: p ≈ 0.022 < 0.025
+def _slice_cmp(delta: tuple[float, float, float], n: int) -> Comparison:
+    c = _cmp((0.8, 0.7, 0.9), delta)
+    return Comparison(**{**{f: getattr(c, f) for f in c.__slots__}, "n": n})  # type: ignore[arg-type]
+
+
+def test_slice_gate_is_intersection_union() -> None:
+    """A small slice whose interval straddles the margin keeps the gate unresolved even when
+    the slice with the worst point estimate passes (the old rule looked at that one only)."""
+    worst_point = _slice_cmp((-0.01, -0.03, 0.01), 400)  # passes at margin 0.05
+    small = _slice_cmp((0.02, -0.12, 0.16), 25)  # better point estimate, cannot tell
+    gate = slice_gate("slices lang", [("lang=en", worst_point), ("lang=fr", small)], 0.05, 20)
+    assert gate.status == "unresolved"
+    assert {p.label: p.status for p in gate.parts} == {"lang=en": "pass", "lang=fr": "unresolved"}
+    assert gate.change.low == pytest.approx(-0.12)  # the deciding slice is the open one
+    # the gold set must grow until the small slice resolves: 425 · need(fr) / 25
+    need_fr = next(p.samples_to_resolve for p in gate.parts if p.label == "lang=fr")
+    assert need_fr is not None
+    assert gate.samples_to_resolve == -(-425 * need_fr // 25)
+    both_pass = slice_gate(
+        "slices lang",
+        [("lang=en", worst_point), ("lang=fr", _slice_cmp((0.02, -0.04, 0.08), 25))],
+        0.05,
+        20,
+    )
+    assert both_pass.status == "pass"
+
+
+def test_no_correction_across_gates() -> None:
+    """Intersection-union: each gate keeps its own status; a gate without a p-value (no
+    eligible slice) changes nothing else (it used to switch Holm off for every gate)."""
+    marginal = _gate((0.0, -0.0195, 0.0195))
     strong = _gate((0.05, 0.03, 0.07))
-    assert marginal.status == "pass"
-    adjusted = apply_holm([marginal, marginal, strong])
-    assert [g.status for g in adjusted] == ["unresolved", "unresolved", "pass"]
-    assert adjusted[0].p_holm == pytest.approx(2 * (marginal.p_noninferiority or 0), rel=1e-9)
-    # z for one-sided 0.025/2 is 2.241 vs 1.96: n grows by (2.241 / 2.01)² ≈ 1.24
-    assert adjusted[0].samples_to_resolve == pytest.approx(124, abs=2)
-    assert apply_holm([marginal, strong])[0].status == "pass"  # largest p is not inflated
+    empty = slice_gate("slices lang", [("lang=xx", _slice_cmp((0.0, -0.5, 0.5), 3))], 0.05, 20)
+    assert empty.status == "unresolved"
+    assert empty.p_noninferiority is None
+    assert [marginal.status, strong.status] == ["pass", "pass"]
+    primary = _cmp((0.97, 0.955, 0.985), (0.27, 0.2, 0.33))
+    assert (
+        decide(
+            primary, baseline=0.72, success_threshold=0.95, gates=[marginal, marginal, strong]
+        ).status
+        == "success"
+    )
+    v = decide(primary, baseline=0.72, success_threshold=0.95, gates=[marginal, strong, empty])
+    assert v.status == "inconclusive"
+    assert [r.split(":")[0] for r in v.reasons[:1]] == ["guardrail unresolved"]
 
 
 @pytest.mark.slow

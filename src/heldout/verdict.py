@@ -14,34 +14,54 @@ point rule blocks about half the time; the CI rule blocks at most (1 − confide
 (shown by simulation in tests/test_verdict.py). Unresolved never ships: the verdict is then
 ``inconclusive`` and ``heldout run`` exits non-zero, unless the plan says ``unresolved: warn``.
 
-Pass decisions across the family of guardrails are Holm-corrected (normal approximation of
-each non-inferiority p-value from its interval).
+No multiplicity correction is applied across guardrails, by design: heldout ships only when
+*every* gate passes, an intersection–union test (Berger 1982). Shipping a candidate that truly
+breaks any one guardrail needs that guardrail's own test to pass wrongly, which happens at most
+(1 − confidence)/2 of the time whatever the number of gates; a correction (Holm, Bonferroni)
+would only make the rule more conservative. The same rule holds inside a slice guardrail:
+every eligible slice is a gate of its own. results.json records the rule
+(``stats.gate_rule``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from heldout.errors import HeldoutError
-from heldout.stats import Comparison, Interval, holm
+from heldout.stats import Comparison, Interval
 from heldout.stats._special import norm_cdf, norm_ppf
 
 __all__ = [
+    "GATE_RULE",
+    "GatePart",
     "GateResult",
     "PowerCheck",
     "Verdict",
     "VerdictStatus",
-    "apply_holm",
     "decide",
     "noninferiority_gate",
     "slice_gate",
 ]
 
+#: How gates combine, recorded in results.json: ship only if every gate passes; no correction.
+GATE_RULE = "intersection-union: every gate (and every eligible slice) must pass; no correction"
+
 VerdictStatus = Literal["success", "improved_but_short", "no_gain", "blocked", "inconclusive"]
 GateStatus = Literal["pass", "fail", "unresolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class GatePart:
+    """One slice of a slice guardrail, gated on its own (intersection–union)."""
+
+    label: str
+    status: GateStatus
+    change: Interval
+    n: int
+    samples_to_resolve: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +78,8 @@ class GateResult:
     unresolved: Literal["inconclusive", "warn"] = "inconclusive"
     samples_to_resolve: int | None = None
     p_noninferiority: float | None = None
-    p_holm: float | None = None
     detail: str = ""
+    parts: tuple[GatePart, ...] = ()
 
     @property
     def blocks(self) -> bool:
@@ -82,26 +102,21 @@ class GateResult:
                 else "more samples will not resolve it at this estimate"
             )
             text += f" ({more})"
-        if self.p_holm is not None and self.p_noninferiority is not None:
-            text += f"; non-inferiority p={self.p_noninferiority:.3g}, Holm {self.p_holm:.3g}"
+        if self.p_noninferiority is not None and not self.parts:
+            text += f"; non-inferiority p={self.p_noninferiority:.3g}"
         if self.detail:
             text += f"; {self.detail}"
         return text
 
 
-def _samples_to_resolve(
-    change: Interval, margin: float, n: int, inflation: float = 1.0
-) -> int | None:
+def _samples_to_resolve(change: Interval, margin: float, n: int) -> int | None:
     """Samples at which the interval, shrinking as 1/sqrt(n) around the same estimate, would
-    clear −margin; ``inflation`` scales the one-sided alpha down (Holm: p_holm / p)."""
+    clear −margin."""
     half = (change.high - change.low) / 2
     distance = abs(change.estimate + margin)
     if not math.isfinite(half) or half <= 0 or distance < 1e-12:
         return None
-    alpha = (1 - change.confidence) / 2
-    z = -norm_ppf(alpha)
-    z_needed = -norm_ppf(alpha / inflation)
-    return max(n + 1, math.ceil(n * (half * z_needed / (z * distance)) ** 2))
+    return max(n + 1, math.ceil(n * (half / distance) ** 2))
 
 
 def noninferiority_gate(
@@ -161,7 +176,13 @@ def slice_gate(
     fail_when: Literal["point", "ci"] = "ci",
     unresolved: Literal["inconclusive", "warn"] = "inconclusive",
 ) -> GateResult:
-    """Gate on the worst eligible slice (n ≥ ``min_size``); smaller slices are only listed."""
+    """Every eligible slice (n ≥ ``min_size``) is a non-inferiority gate of its own, combined
+    as an intersection–union test: **pass** only when every eligible slice passes, **fail**
+    when any fails, **unresolved** otherwise. Smaller slices are listed, not gated.
+
+    ``change`` is the deciding slice's: the worst failing one, else the one whose lower bound
+    is lowest (the furthest from passing). ``parts`` holds each slice's own outcome.
+    """
     eligible = [(label, c) for label, c in slices if c.n >= min_size]
     tiny = [label for label, c in slices if c.n < min_size]
     note = f"{len(tiny)} slice(s) under {min_size} samples not gated" if tiny else ""
@@ -176,53 +197,49 @@ def slice_gate(
             0,
             fail_when,
             unresolved,
-            None,
-            None,
-            None,
-            f"no slice has ≥ {min_size} samples; {note}".rstrip("; "),
+            detail=f"no slice has ≥ {min_size} samples; {note}".rstrip("; "),
         )
-    label, worst = min(eligible, key=lambda lc: lc[1].improvement.estimate)
-    detail = f"worst slice {label}" + (f"; {note}" if note else "")
-    return noninferiority_gate(
-        name,
-        worst.improvement,
-        margin,
-        worst.n,
-        kind="slice",
-        fail_when=fail_when,
-        unresolved=unresolved,
-        detail=detail,
+    gated = [
+        (label, noninferiority_gate(label, c.improvement, margin, c.n, fail_when=fail_when))
+        for label, c in eligible
+    ]
+    parts = tuple(
+        GatePart(label, g.status, g.change, g.n, g.samples_to_resolve) for label, g in gated
     )
-
-
-def apply_holm(gates: Sequence[GateResult]) -> list[GateResult]:
-    """Holm-correct the pass decisions across the guardrail family.
-
-    A gate that passes on its own interval but not after correction becomes unresolved.
-    """
-    ps = [g.p_noninferiority for g in gates]
-    if not gates or any(p is None for p in ps):
-        return list(gates)
-    adjusted = holm([float(p) for p in ps if p is not None])
-    out = []
-    for g, p_adj in zip(gates, adjusted, strict=True):
-        alpha = (1 - g.change.confidence) / 2
-        status = g.status
-        if status == "pass" and p_adj >= alpha:
-            status = "unresolved"
-        out.append(
-            replace(
-                g,
-                status=status,
-                p_holm=p_adj,
-                samples_to_resolve=(
-                    _samples_to_resolve(g.change, g.margin, g.n, p_adj / g.p_noninferiority)
-                    if status == "unresolved" and g.p_noninferiority
-                    else None
-                ),
-            )
-        )
-    return out
+    failing = [(label, g) for label, g in gated if g.status == "fail"]
+    if failing:
+        status: GateStatus = "fail"
+        label, decisive = min(failing, key=lambda lg: lg[1].change.estimate)
+    else:
+        status = "pass" if all(g.status == "pass" for _, g in gated) else "unresolved"
+        label, decisive = min(gated, key=lambda lg: lg[1].change.low)
+    counts = {s: sum(p.status == s for p in parts) for s in ("fail", "unresolved", "pass")}
+    summary = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    each = "; ".join(
+        f"{p.label} {p.status} {p.change.estimate:+.3f} [{p.change.low:+.3f}, "
+        f"{p.change.high:+.3f}] n={p.n}"
+        for p in sorted(parts, key=lambda p: ("fail", "unresolved", "pass").index(p.status))
+    )
+    detail = f"{len(parts)} slices gated ({summary}), deciding slice {label}: {each}"
+    need = None
+    if status == "unresolved":  # the gold set must grow until the slowest slice resolves
+        total = sum(c.n for _, c in slices)
+        ratios = [p.samples_to_resolve / p.n for p in parts if p.samples_to_resolve]
+        need = math.ceil(total * max(ratios)) if ratios else None
+    return GateResult(
+        name,
+        "slice",
+        status,
+        decisive.change,
+        margin,
+        decisive.n,
+        fail_when,
+        unresolved,
+        samples_to_resolve=need,
+        p_noninferiority=max(g.p_noninferiority or 0.0 for _, g in gated),
+        detail=detail + (f"; {note}" if note else ""),
+        parts=parts,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +330,13 @@ def decide(
     beats_base = imp.low > 0
     beats_baseline = sign * (cand.low if hib else cand.high) > sign * baseline
     if not beats_base or not beats_baseline:
-        if not beats_base:
+        if primary.real_loss:
+            reasons.append(
+                f"the candidate is significantly WORSE than the base model on {primary.metric}: "
+                f"delta {primary.delta.estimate:+.4f} [{primary.delta.low:+.4f}, "
+                f"{primary.delta.high:+.4f}] excludes 0 on the losing side"
+            )
+        elif not beats_base:
             reasons.append(
                 f"no real lift over the base model: delta CI [{primary.delta.low:+.4f}, "
                 f"{primary.delta.high:+.4f}] includes 0 or worse"

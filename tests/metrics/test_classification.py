@@ -30,8 +30,9 @@ LABELS = ["positive", "negative", "neutral"]
         ("  Positive.\n", "positive"),
         ("NEGATIVE!", "negative"),
         ("pos", "positive"),
-        ("The sentiment is negative, clearly.", "negative"),
-        ("neutral or maybe positive", "neutral"),
+        ("The sentiment is negative, clearly.", None),
+        ("neutral or maybe positive", None),
+        ("not positive", None),
         ("nonpositive", None),
         ("I cannot tell.", None),
         ("", None),
@@ -87,8 +88,41 @@ def test_zero_division_policy_matches_sklearn(zero_division: float) -> None:
     assert ours.macro_f1 == pytest.approx(macro)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("positive", "positive"),
+        ("The sentiment is negative, clearly.", "negative"),
+        ("neutral or maybe positive", "neutral"),
+        ("not positive", "positive"),  # the trap that makes this rule opt-in
+        ("nonpositive", None),
+        ("I cannot tell.", None),
+    ],
+)
+def test_parse_label_mention_rule_is_opt_in(text: str, expected: str | None) -> None:
+    assert parse_label(text, LABELS, {"pos": "positive"}, match="mention") == expected
+
+
+def test_unknown_label_match_is_refused() -> None:
+    from heldout.errors import MetricInputError
+
+    with pytest.raises(MetricInputError, match="label_match must be one of strict, mention"):
+        parse_labels(["positive"], LABELS, match="first")  # type: ignore[arg-type]
+
+
+def test_strict_parsing_counts_negated_labels_as_unparseable() -> None:
+    opts = MetricOptions(labels=tuple(LABELS))
+    y_true = ["negative", "negative"]
+    strict = get_metric("accuracy")(y_true, ["not positive", "negative"], options=opts)
+    assert strict.per_sample.tolist() == [0.0, 1.0]
+    assert strict.details["report"]["n_unparseable"] == 1
+    mention = MetricOptions(labels=tuple(LABELS), label_match="mention")
+    loose = get_metric("accuracy")(y_true, ["not positive", "negative"], options=mention)
+    assert loose.details["report"]["n_unparseable"] == 0  # read as "positive": wrong label
+
+
 def test_registered_metrics_parse_text() -> None:
-    opts = MetricOptions(labels=tuple(LABELS), aliases={"pos": "positive"})
+    opts = MetricOptions(labels=tuple(LABELS), aliases={"pos": "positive"}, label_match="mention")
     y_true = ["positive", "negative", "neutral", "positive"]
     y_pred = ["Positive.", "It is negative", "dunno", "pos"]
     result = get_metric("accuracy")(y_true, y_pred, options=opts)

@@ -70,7 +70,7 @@ def _backends(truth: dict[str, str], base_acc: float, cand_acc: float) -> dict[s
     base, cand = {}, {}
     for sid, t in truth.items():
         base[sid] = t if rng.random() < base_acc else "neutral" if t != "neutral" else "positive"
-        cand[sid] = f"It is {t}." if rng.random() < cand_acc else "no idea"
+        cand[sid] = f" {t.capitalize()}." if rng.random() < cand_acc else "no idea"
     return {
         "base": MockBackend("base", outputs=base),
         "candidate": MockBackend("cand", outputs=cand),
@@ -131,7 +131,8 @@ def test_blocked_by_a_failing_slice(tmp_path: Path) -> None:
     result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
     assert result.verdict.status == "blocked"
     assert result.gates[0].status == "fail"
-    assert "worst slice lang=fr" in result.gates[0].detail
+    assert "deciding slice lang=fr" in result.gates[0].detail
+    assert {p.label: p.status for p in result.gates[0].parts}["lang=fr"] == "fail"
 
 
 def test_built_in_suites_block_a_candidate_that_lost_safety_and_format(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -68,45 +69,150 @@ def test_speed_goal_binary_100k_is_vectorised() -> None:
     assert ci.low < cand.mean() - base.mean() < ci.high
 
 
-def test_macro_f1_comparison_matches_scipy_bootstrap() -> None:
-    rng = np.random.default_rng(7)
+def _codes_data(
+    seed: int, n: int
+) -> tuple[list[str], list[str], list[str], np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+    rng = np.random.default_rng(seed)
     labels = ("a", "b", "c")
-    n = 120
     y = [labels[i] for i in rng.integers(0, 3, n)]
     base_pred = [t if rng.random() < 0.6 else labels[rng.integers(0, 3)] for t in y]
     cand_pred = [t if rng.random() < 0.75 else labels[rng.integers(0, 3)] for t in y]
+    codes = {lab: i for i, lab in enumerate(labels)}
+    arrays = (np.array([codes[v] for v in x]) for x in (y, base_pred, cand_pred))
+    return (y, base_pred, cand_pred, *arrays)  # type: ignore[return-value]
+
+
+def _sk_delta(tt: np.ndarray, bb: np.ndarray, cc: np.ndarray) -> float:  # type: ignore[type-arg]
+    return float(
+        f1_score(tt, cc, average="macro", labels=[0, 1, 2], zero_division=0)
+        - f1_score(tt, bb, average="macro", labels=[0, 1, 2], zero_division=0)
+    )
+
+
+def test_macro_f1_comparison_is_a_jackknife_t_interval() -> None:
+    """Oracle: scikit-learn's macro F1 on every leave-one-out set, Efron's jackknife SE and
+    scipy's Student t; the p-value is the t test the interval inverts."""
+    y, base_pred, cand_pred, t, bp, cp = _codes_data(7, 120)
+    spec = get_metric("macro_f1")
+    opts = MetricOptions(labels=("a", "b", "c"))
+    base, cand = spec(y, base_pred, options=opts), spec(y, cand_pred, options=opts)
+    cmp = compare(base, cand, spec, StatsOptions(resamples=2_000, seed=0))
+    assert cmp.test == cmp.delta.method == "jackknife-t"
+    n = len(y)
+    loo = np.array([_sk_delta(*(np.delete(a, i) for a in (t, bp, cp))) for i in range(n)])
+    se = float(np.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2)))
+    est = _sk_delta(t, bp, cp)
+    half = sps.t.ppf(0.975, n - 1) * se
+    assert cmp.delta.estimate == pytest.approx(est, abs=1e-12)
+    assert cmp.delta.low == pytest.approx(est - half, abs=1e-10)
+    assert cmp.delta.high == pytest.approx(est + half, abs=1e-10)
+    assert cmp.p_value == pytest.approx(2 * sps.t.sf(abs(est) / se, n - 1), rel=1e-9)
+    assert (cmp.p_value < 0.05) == cmp.delta.excludes(0.0)
+
+
+def test_large_n_f1_uses_the_bootstrap_standard_error() -> None:
+    """Above the jackknife's size limit the SE is the bootstrap's (oracle: the standard error
+    scipy.stats.bootstrap reports for the same statistic)."""
+    y, base_pred, cand_pred, t, bp, cp = _codes_data(3, 2_500)
+    spec = get_metric("micro_f1")
+    opts = MetricOptions(labels=("a", "b", "c"))
+    base, cand = spec(y, base_pred, options=opts), spec(y, cand_pred, options=opts)
+    cmp = compare(base, cand, spec, StatsOptions(resamples=4_000, seed=1))
+    assert cmp.test == "bootstrap-se-t"
+    ref = sps.bootstrap(
+        (np.arange(len(y)),),
+        lambda i, axis: np.mean(cp[i] == t[i], axis=axis) - np.mean(bp[i] == t[i], axis=axis),
+        n_resamples=4_000,
+        random_state=np.random.default_rng(2),
+    ).standard_error
+    half = (cmp.delta.high - cmp.delta.low) / 2
+    assert half / sps.t.ppf(0.975, len(y) - 1) == pytest.approx(ref, rel=0.05)
+
+
+def test_bca_matches_scipy_on_the_same_replicates_ties_included() -> None:
+    """Same generator, same index matrix: heldout's BCa equals scipy's, including the
+    mid-rank bias correction on tied replicates (a small discrete F1 has many ties)."""
+    from heldout.stats._bootstrap import bca_interval, bootstrap_distribution
+    from heldout.stats._bootstrap import jackknife_acceleration as accel
+
+    def acc_delta(tt: np.ndarray, bb: np.ndarray, cc: np.ndarray) -> float:  # type: ignore[type-arg]
+        return float(np.sum(cc == tt) - np.sum(bb == tt)) / tt.size
+
+    def near_perfect_f1(tt: np.ndarray, bb: np.ndarray, cc: np.ndarray) -> float:  # type: ignore[type-arg]
+        return float(f1_score(tt, tt, average="macro", labels=[0, 1, 2], zero_division=0))
+
+    cases = ((0, 20, _sk_delta), (1, 30, acc_delta), (2, 12, acc_delta), (4, 25, near_perfect_f1))
+    for seed, n, fn in cases:
+        _, _, _, t, bp, cp = _codes_data(seed, n)
+        if fn is near_perfect_f1:
+            t = t.copy()
+        rows = np.arange(n)
+
+        def stat(idx: np.ndarray, fn=fn, t=t, bp=bp, cp=cp) -> np.ndarray:  # type: ignore[no-untyped-def, type-arg]
+            return np.array([fn(t[r], bp[r], cp[r]) for r in np.atleast_2d(idx)])
+
+        observed = fn(t, bp, cp)
+        reps = bootstrap_distribution(stat, n, 999, np.random.default_rng(seed))
+        if fn is acc_delta:
+            assert np.mean(reps == observed) > 0.05  # ties are really there
+        ours = bca_interval(reps, observed, 0.95, acceleration=accel(stat, rows))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scipy warns (and returns NaN) when degenerate
+            ref = sps.bootstrap(
+                (rows,),
+                lambda i, fn=fn, t=t, bp=bp, cp=cp: fn(t[i], bp[i], cp[i]),
+                vectorized=False,
+                n_resamples=999,
+                method="BCa",
+                random_state=np.random.default_rng(seed),
+            ).confidence_interval
+        if fn is near_perfect_f1:
+            # every leave-one-out F1 is 1.0: scipy's acceleration is 0/0 and its interval NaN;
+            # heldout takes a = 0. Most replicates tie at 1.0, a few lose a class (F1 2/3):
+            # the old strict-below rule gave [0.667, 0.667], which excludes the estimate.
+            assert np.isnan(ref.low)
+            assert np.mean(reps == 1.0) > 0.9
+            assert np.any(reps < 1.0)
+            assert ours.high == 1.0
+        else:
+            assert (ours.low, ours.high) == pytest.approx((ref.low, ref.high), abs=1e-12)
+        assert ours.low <= observed <= ours.high
+
+
+def test_bca_degenerate_replicates() -> None:
+    """All replicates equal: scipy returns NaN; heldout returns the point, named as such."""
+    from heldout.stats._bootstrap import bca_interval
+
+    iv = bca_interval(np.ones(500), 1.0, 0.95, acceleration=0.0)
+    assert (iv.low, iv.high, iv.method) == (1.0, 1.0, "bootstrap-degenerate")
+    # one replicate off the mass of ties: still finite, and the estimate stays inside
+    reps = np.r_[np.ones(499), 0.9]
+    iv = bca_interval(reps, 1.0, 0.95, acceleration=0.0)
+    assert iv.low <= 1.0 <= iv.high
+
+
+def test_perfect_macro_f1_candidate_gets_success() -> None:
+    """The reported defect: a perfect candidate's macro F1 of 1.0 got [0.667, 0.667] and
+    no_gain. Its interval must hold its own estimate, and the verdict must be success."""
+    from heldout.verdict import decide
+
+    rng = np.random.default_rng(11)
+    labels = ("a", "b", "c")
+    y = [labels[i] for i in rng.integers(0, 3, 200)]
+    base_pred = [t if rng.random() < 0.6 else "nonsense" for t in y]
     spec = get_metric("macro_f1")
     opts = MetricOptions(labels=labels)
-    base, cand = spec(y, base_pred, options=opts), spec(y, cand_pred, options=opts)
-    cmp = compare(base, cand, spec, StatsOptions(resamples=20_000, seed=0, bootstrap="bca"))
-    assert cmp.test == "paired-bootstrap"
-    assert cmp.delta.method == "bootstrap-bca"
-    codes = {lab: i for i, lab in enumerate(labels)}
-    t = np.array([codes[v] for v in y])
-    bp = np.array([codes[v] for v in base_pred])
-    cp = np.array([codes[v] for v in cand_pred])
-
-    def stat(tt: np.ndarray, bb: np.ndarray, cc: np.ndarray) -> float:  # type: ignore[type-arg]
-        return float(
-            f1_score(tt, cc, average="macro", labels=[0, 1, 2], zero_division=0)
-            - f1_score(tt, bb, average="macro", labels=[0, 1, 2], zero_division=0)
-        )
-
-    ref = sps.bootstrap(
-        (t, bp, cp),
-        stat,
-        paired=True,
-        vectorized=False,
-        n_resamples=3000,
-        method="BCa",
-        random_state=np.random.default_rng(1),
-    ).confidence_interval
-    assert cmp.delta.estimate == pytest.approx(stat(t, bp, cp), abs=1e-12)
-    assert cmp.delta.low == pytest.approx(ref.low, abs=0.02)
-    assert cmp.delta.high == pytest.approx(ref.high, abs=0.02)
+    base, cand = spec(y, base_pred, options=opts), spec(y, list(y), options=opts)
+    cmp = compare(base, cand, spec, StatsOptions(resamples=2000))
+    assert cmp.candidate.estimate == 1.0
+    assert cmp.candidate.low <= 1.0 <= cmp.candidate.high
+    assert cmp.real_gain
+    assert decide(cmp, baseline=0.5, success_threshold=0.9).status == "success"
 
 
-def test_binary_comparison_uses_score_interval_and_mcnemar() -> None:
+def test_binary_comparison_uses_score_interval_and_its_test() -> None:
+    from statsmodels.stats.contingency_tables import mcnemar
+
     spec = get_metric("exact_match")
     y = ["a"] * 100
     base = spec(y, ["a"] * 60 + ["x"] * 40)
@@ -115,21 +221,50 @@ def test_binary_comparison_uses_score_interval_and_mcnemar() -> None:
     assert (cmp.fixed, cmp.broken) == (35, 10)
     assert cmp.delta.estimate == pytest.approx(0.25)
     assert cmp.delta.method == "tango-score"
-    assert cmp.test == "mcnemar-exact"
+    assert cmp.test == "mcnemar-score"
+    table = [[50, 10], [35, 5]]  # rows: base right/wrong; columns: candidate right/wrong
+    assert cmp.p_value == pytest.approx(mcnemar(table, exact=False, correction=False).pvalue)
     assert cmp.real_gain
     assert cmp.base.method == "wilson"
 
 
-def test_continuous_comparison_uses_t_and_sign_flip() -> None:
+def test_reported_disagreement_9_fixed_2_broken() -> None:
+    """9 fixed / 2 broken of 100: exact McNemar says p = 0.065 while the score interval
+    excludes 0; the printed test is now the one the interval inverts."""
+    spec = get_metric("exact_match")
+    y = ["a"] * 100
+    base = spec(y, ["x"] * 9 + ["a"] * 2 + ["a"] * 89)
+    cand = spec(y, ["a"] * 9 + ["x"] * 2 + ["a"] * 89)
+    cmp = compare(base, cand, spec, StatsOptions())
+    assert (cmp.fixed, cmp.broken) == (9, 2)
+    assert cmp.delta.excludes(0.0) == (cmp.p_value < 0.05)
+
+
+@pytest.mark.parametrize("fixed", range(16))
+def test_binary_p_and_interval_never_disagree(fixed: int) -> None:
+    from heldout.stats import paired_proportion_interval
+    from heldout.stats._intervals import mcnemar_score_p
+
+    for broken in range(16):
+        for n in (fixed + broken + 1, 40, 200):
+            ci = paired_proportion_interval(fixed, broken, n)
+            p = mcnemar_score_p(fixed, broken)
+            if abs(p - 0.05) > 1e-9:
+                assert ci.excludes(0.0) == (p < 0.05), (fixed, broken, n, p, ci)
+
+
+def test_continuous_comparison_uses_the_paired_t_test() -> None:
     spec = get_metric("token_f1")
     y = ["the quick brown fox"] * 40
     rng = np.random.default_rng(0)
     words = ["the", "quick", "brown", "fox", "dog"]
     bp = [" ".join(rng.choice(words, 3)) for _ in y]
     cp = [" ".join(rng.choice(words[:4], 3)) for _ in y]
-    cmp = compare(spec(y, bp), spec(y, cp), spec, StatsOptions(resamples=2000))
+    b, c = spec(y, bp), spec(y, cp)
+    cmp = compare(b, c, spec, StatsOptions(resamples=2000))
     assert cmp.delta.method == "paired-t"
-    assert cmp.test == "sign-flip-permutation"
+    assert cmp.test == "paired-t"
+    assert cmp.p_value == pytest.approx(sps.ttest_rel(c.per_sample, b.per_sample).pvalue)
 
 
 def test_sign_flip_matches_scipy_permutation_test() -> None:

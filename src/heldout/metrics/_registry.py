@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,8 @@ __all__ = [
     "metric_names",
 ]
 
+LabelMatch = Literal["strict", "mention"]
+
 SHAPE_NAMES = ("classification", "extraction", "qa", "summarization", "structured", "open")
 
 
@@ -36,6 +38,9 @@ class MetricOptions:
 
     labels: tuple[str, ...] | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)
+    #: classification: "strict" (whole output is a label or alias) or "mention" (first label
+    #: named anywhere; opt-in, it reads "not positive" as positive).
+    label_match: LabelMatch = "strict"
     schema: Mapping[str, Any] | None = None
     extract_json: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)

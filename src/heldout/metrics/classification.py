@@ -17,11 +17,13 @@ import numpy as np
 import numpy.typing as npt
 
 from heldout.errors import MetricInputError
-from heldout.metrics._registry import MetricOptions, MetricResult, metric
+from heldout.metrics._registry import LabelMatch, MetricOptions, MetricResult, metric
 
 __all__ = [
+    "LABEL_MATCHES",
     "UNPARSEABLE",
     "ClassificationReport",
+    "LabelMatch",
     "classification_report",
     "parse_label",
     "parse_labels",
@@ -41,21 +43,37 @@ def _vocabulary(labels: Sequence[str], aliases: Mapping[str, str]) -> dict[str, 
     return vocab
 
 
-def parse_label(
-    text: str, labels: Sequence[str], aliases: Mapping[str, str] | None = None
-) -> str | None:
-    """The label a generated ``text`` names, or None when it names none.
+LABEL_MATCHES: tuple[str, ...] = ("strict", "mention")
 
-    Rules, in order: the whole text (case, whitespace and edge punctuation ignored) is a label
-    or alias; else the label or alias mentioned first as a whole word (longest on a tie).
+
+def parse_label(
+    text: str,
+    labels: Sequence[str],
+    aliases: Mapping[str, str] | None = None,
+    *,
+    match: LabelMatch = "strict",
+) -> str | None:
+    """The label a generated ``text`` names, or None when it names none (unparseable).
+
+    ``strict`` (the default): the whole text, with case, inner whitespace and edge punctuation
+    ignored, must be a label or an alias ("Positive." → positive; "not positive" → None).
+    ``mention`` (opt-in, ``task.label_match: mention``): else the label or alias mentioned
+    first as a whole word (longest on a tie), which reads "not positive" as positive: use it
+    only for outputs known to be label-first prose.
     """
-    return parse_labels([text], labels, aliases)[0]
+    return parse_labels([text], labels, aliases, match=match)[0]
 
 
 def parse_labels(
-    texts: Sequence[Any], labels: Sequence[str], aliases: Mapping[str, str] | None = None
+    texts: Sequence[Any],
+    labels: Sequence[str],
+    aliases: Mapping[str, str] | None = None,
+    *,
+    match: LabelMatch = "strict",
 ) -> list[str | None]:
     """:func:`parse_label` for many texts, compiling the vocabulary once."""
+    if match not in LABEL_MATCHES:
+        raise MetricInputError(f"label_match must be one of {', '.join(LABEL_MATCHES)}: {match!r}")
     vocab = _vocabulary(labels, aliases or {})
     words = sorted(vocab, key=len, reverse=True)
     pattern = re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in words if w) + r")(?!\w)")
@@ -67,7 +85,7 @@ def parse_labels(
             )
         norm = _norm(text)
         hit = vocab.get(norm)
-        if hit is None and words:
+        if hit is None and words and match == "mention":
             m = pattern.search(norm)
             hit = vocab[m.group(1)] if m else None
         out.append(hit)
@@ -238,7 +256,7 @@ def _evaluate(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOptio
             f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}; they must align"
         )
     labels = _label_set(y_true, options)
-    parsed = parse_labels(y_pred, labels, options.aliases)
+    parsed = parse_labels(y_pred, labels, options.aliases, match=options.label_match)
     zd = float(options.extra.get("zero_division", 0.0))
     report = classification_report(y_true, parsed, labels, zero_division=zd)
     t, p = _codes(y_true, parsed, labels)

@@ -382,6 +382,8 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
             add(["task", "labels"], "only applies to shape classification")
         if task.aliases:
             add(["task", "aliases"], "only applies to shape classification")
+        if task.label_match != "strict":
+            add(["task", "label_match"], "only applies to shape classification")
     else:
         labels = task.labels or []
         if len(set(labels)) != len(labels):

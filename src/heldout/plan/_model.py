@@ -65,6 +65,13 @@ class TaskSpec(_Strict):
         default_factory=dict,
         description="classification: map of alternative spellings to labels ('pos': 'positive').",
     )
+    label_match: Literal["strict", "mention"] = Field(
+        default="strict",
+        description="classification: 'strict' (default): the whole output, ignoring case, "
+        "whitespace and edge punctuation, must be a label or alias, else it is unparseable "
+        "(counted as wrong). 'mention': else take the first label named anywhere in the text "
+        "(opt-in: it reads 'not positive' as positive).",
+    )
     schema_file: str | None = Field(
         default=None,
         alias="schema",

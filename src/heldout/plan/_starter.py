@@ -24,6 +24,8 @@ task:
   prompt: prompts/classify.txt   # template; {input} and any metadata field, {{ }} for braces
   labels: [positive, negative, neutral]
   aliases: {pos: positive, neg: negative}
+  # label_match: strict           # the whole output must be a label or alias (default);
+  #                                # 'mention': first label named ("not positive" → positive)
 
 primary_metric: accuracy         # heldout metrics lists the metrics of each shape
 baseline: 0.72                   # base model with the best prompt, measured BEFORE training

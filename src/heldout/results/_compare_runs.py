@@ -54,6 +54,7 @@ def compare_runs(folder_a: Path, folder_b: Path) -> Comparison:
         options = MetricOptions(
             labels=labels,
             aliases=dict(task.aliases),
+            label_match=task.label_match,
             schema=schema,
             extract_json=task.extract_json,
             inputs=options.inputs,

@@ -15,6 +15,7 @@ __all__ = [
     "CeilingRecord",
     "ComparisonRecord",
     "DatasetRecord",
+    "GatePartRecord",
     "GateRecord",
     "IntervalRecord",
     "ModelRecord",
@@ -23,7 +24,9 @@ __all__ = [
     "VerdictRecord",
 ]
 
-SCHEMA_VERSION = 1
+#: 2: gates are no longer Holm-corrected (intersection–union, ``stats.gate_rule``); slice
+#: gates list each slice's outcome in ``parts``. Version-1 files still load.
+SCHEMA_VERSION = 2
 
 
 class _Model(BaseModel):
@@ -63,6 +66,16 @@ class SliceRecord(_Model):
     comparison: ComparisonRecord
 
 
+class GatePartRecord(_Model):
+    """One slice of a slice guardrail and its own outcome."""
+
+    label: str
+    status: Literal["pass", "fail", "unresolved"]
+    change: IntervalRecord
+    n: int
+    samples_to_resolve: int | None = None
+
+
 class GateRecord(_Model):
     name: str
     kind: Literal["suite", "calibration", "slice"]
@@ -74,9 +87,12 @@ class GateRecord(_Model):
     unresolved: Literal["inconclusive", "warn"]
     samples_to_resolve: int | None = None
     p_noninferiority: float | None = None
-    p_holm: float | None = None
+    p_holm: float | None = Field(
+        default=None, description="Schema 1 only (Holm-corrected gates); never written now."
+    )
     detail: str = ""
     description: str = ""
+    parts: list[GatePartRecord] = Field(default_factory=list)
 
 
 class CeilingRecord(_Model):

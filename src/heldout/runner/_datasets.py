@@ -56,6 +56,7 @@ def gold_dataset(loaded: LoadedPlan) -> Dataset:
     options = MetricOptions(
         labels=labels,
         aliases=dict(task.aliases),
+        label_match=task.label_match,
         schema=schema,
         extract_json=task.extract_json,
         inputs=[s.input for s in samples],
@@ -158,7 +159,9 @@ def sample_rows(
             parsed = None
             if labels and "classification" in ds.spec.shapes:
                 texts = [gens[(role, ds.name)][s.id].text or "" for s in ds.samples]
-                parsed = parse_labels(texts, labels, ds.options.aliases)
+                parsed = parse_labels(
+                    texts, labels, ds.options.aliases, match=ds.options.label_match
+                )
             for i, s in enumerate(ds.samples):
                 g = gens[(role, ds.name)][s.id]
                 flags: list[str] = []

@@ -37,7 +37,7 @@ def guardrail_gates(
     results: dict[tuple[str, str, str], MetricResult],
     stats: StatsOptions,
 ) -> tuple[list[tuple[str, Comparison]], list[GateResult], dict[str, Any] | None]:
-    """One gate per guardrail (before Holm), the suites' comparisons by dataset name, and the
+    """One gate per guardrail, the suites' comparisons by dataset name, and the
     calibration details when a calibration guardrail could be measured."""
     gold = datasets[0]
     metadata = [s.metadata for s in gold.samples]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from heldout.results import ComparisonRecord, GateRecord, IntervalRecord
+from heldout.results import ComparisonRecord, GatePartRecord, GateRecord, IntervalRecord
 from heldout.stats import Comparison, Interval
 from heldout.verdict import GateResult
 
@@ -59,9 +59,18 @@ def gate_record(g: GateResult) -> GateRecord:
         unresolved=g.unresolved,
         samples_to_resolve=g.samples_to_resolve,
         p_noninferiority=g.p_noninferiority,
-        p_holm=g.p_holm,
         detail=g.detail,
         description=g.describe(),
+        parts=[
+            GatePartRecord(
+                label=p.label,
+                status=p.status,
+                change=interval_record(p.change),
+                n=p.n,
+                samples_to_resolve=p.samples_to_resolve,
+            )
+            for p in g.parts
+        ],
     )
 
 

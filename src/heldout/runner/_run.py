@@ -59,7 +59,7 @@ from heldout.runner._generate import GenerationSink, generate
 from heldout.runner._judging import judge_record, judge_requests, judge_summary
 from heldout.runner._records import comparison_record, gate_record, interval_record, json_safe
 from heldout.stats import StatsOptions, compare, compare_slices, reference_ceiling
-from heldout.verdict import apply_holm, decide
+from heldout.verdict import GATE_RULE, decide
 
 __all__ = ["FailedGenerationsError", "RunOptions", "run_plan"]
 
@@ -245,7 +245,7 @@ def run_plan(
         plan, datasets, gens, results, stats
     )
     comparisons += [comparison_record(c, name) for name, c in suite_comparisons]
-    gates = apply_holm(guard_gates)
+    gates = guard_gates
 
     power, power_info, power_warning = power_check(primary, plan, stats)
     if power_warning:
@@ -286,6 +286,7 @@ def run_plan(
             "resamples": stats.resamples,
             "seed": stats.seed,
             "bar_rule": plan.stats.bar_rule,
+            "gate_rule": GATE_RULE,
         },
         models=model_records,
         datasets=[

@@ -16,7 +16,15 @@ from heldout.errors import HeldoutError
 from heldout.stats._intervals import Interval
 from heldout.stats._special import norm_cdf, norm_ppf
 
-__all__ = ["BootstrapMethod", "bca_interval", "bootstrap_distribution", "iter_index_chunks"]
+__all__ = [
+    "BootstrapMethod",
+    "bca_interval",
+    "bootstrap_distribution",
+    "bootstrap_p_value",
+    "iter_index_chunks",
+    "jackknife_se",
+    "jackknife_values",
+]
 
 BootstrapMethod = Literal["bca", "percentile"]
 Statistic = Callable[[npt.NDArray[np.intp]], npt.NDArray[np.float64]]
@@ -57,16 +65,12 @@ def bootstrap_distribution(
 
 def jackknife_acceleration(statistic: Statistic, rows: npt.NDArray[np.intp]) -> float | None:
     """BCa acceleration from a leave-one-out jackknife; None when n is too large."""
-    m = rows.size
-    if m > JACKKNIFE_MAX_N or m < 3:
-        return None
-    loo = np.empty(m, dtype=np.float64)
-    keep = ~np.eye(m, dtype=bool)
-    step = max(1, _CHUNK_ELEMENTS // m)
-    for start in range(0, m, step):
-        block = keep[start : start + step]
-        idx = np.broadcast_to(rows, block.shape)[block].reshape(block.shape[0], m - 1)
-        loo[start : start + step] = statistic(idx)
+    loo = jackknife_values(statistic, rows)
+    return None if loo is None else acceleration_from_jackknife(loo)
+
+
+def acceleration_from_jackknife(loo: npt.NDArray[np.float64]) -> float:
+    """BCa acceleration a = Σd³ / (6 (Σd²)^1.5), d = mean(loo) − loo."""
     diff = loo.mean() - loo
     denom = 6.0 * float(np.sum(diff**2)) ** 1.5
     return float(np.sum(diff**3) / denom) if denom > 0 else 0.0
@@ -79,6 +83,14 @@ def mean_acceleration(values: npt.NDArray[np.float64]) -> float:
     return float(np.sum(d**3) / denom) if denom > 0 else 0.0
 
 
+def _share_below(replicates: npt.NDArray[np.float64], value: float) -> float:
+    """Mid-rank share of replicates below ``value``: (#below + #equal / 2) / B, as
+    ``scipy.stats.bootstrap`` computes BCa's bias correction (ties count half)."""
+    below = float(np.count_nonzero(replicates < value))
+    equal = float(np.count_nonzero(replicates == value))
+    return (below + equal / 2) / replicates.size
+
+
 def bca_interval(
     replicates: npt.NDArray[np.float64],
     observed: float,
@@ -89,24 +101,82 @@ def bca_interval(
 ) -> Interval:
     """Percentile or BCa interval from bootstrap replicates.
 
-    BCa follows Efron (1987) as ``scipy.stats.bootstrap`` does; when ``acceleration`` is None
-    (jackknife too costly) the percentile interval is returned and says so in ``method``.
+    BCa follows Efron (1987) exactly as ``scipy.stats.bootstrap(method="BCa")`` does, ties
+    included: z0 = Φ⁻¹((#below + #equal/2) / B). When ``acceleration`` is None (jackknife too
+    costly) the percentile interval is returned and says so in ``method``. When every
+    replicate equals the estimate (scipy returns NaN) the interval is the point itself and
+    ``method`` says ``bootstrap-degenerate``.
     """
     alpha = (1 - confidence) / 2
     finite = replicates[np.isfinite(replicates)]
     if finite.size == 0:
         return Interval(observed, float("nan"), float("nan"), confidence, "bootstrap-undefined")
+    if bool(np.all(finite == finite[0])):
+        v = float(finite[0])
+        return Interval(observed, v, v, confidence, "bootstrap-degenerate")
     if method == "percentile" or acceleration is None:
         lo, hi = np.quantile(finite, [alpha, 1 - alpha])
         return Interval(observed, float(lo), float(hi), confidence, "bootstrap-percentile")
-    share = float(np.mean(finite < observed))
-    if share in (0.0, 1.0):  # degenerate (e.g. all replicates equal): fall back honestly
+    z0 = norm_ppf(_share_below(finite, observed))
+    if not np.isfinite(z0):  # the estimate lies outside every replicate: no bias correction
         lo, hi = np.quantile(finite, [alpha, 1 - alpha])
         return Interval(observed, float(lo), float(hi), confidence, "bootstrap-percentile")
-    z0 = norm_ppf(share)
     adj = [
         norm_cdf(z0 + (z0 + za) / (1 - acceleration * (z0 + za)))
         for za in (norm_ppf(alpha), norm_ppf(1 - alpha))
     ]
     lo, hi = np.quantile(finite, adj)
     return Interval(observed, float(lo), float(hi), confidence, "bootstrap-bca")
+
+
+def bootstrap_p_value(
+    replicates: npt.NDArray[np.float64],
+    observed: float,
+    *,
+    acceleration: float | None,
+    null: float = 0.0,
+) -> float:
+    """Two-sided p-value of ``null`` that inverts :func:`bca_interval` (percentile when
+    ``acceleration`` is None): the largest 1 − confidence whose interval still holds ``null``.
+    So the interval excludes ``null`` exactly when p < 1 − confidence."""
+    finite = replicates[np.isfinite(replicates)]
+    if finite.size == 0 or bool(np.all(finite == finite[0])):
+        return 1.0 if finite.size == 0 or finite[0] == null else 0.0
+    share_null = _share_below(finite, null)
+    if share_null in (0.0, 1.0):
+        return 1.0 / (finite.size + 1)
+    z_null = norm_ppf(share_null)
+    z0 = 0.0
+    if acceleration is not None:
+        z0 = norm_ppf(_share_below(finite, observed))
+        if not np.isfinite(z0):
+            z0, acceleration = 0.0, 0.0
+    a = acceleration or 0.0
+    w = z_null - z0
+    za = w / (1 + a * w) - z0
+    tail = norm_cdf(za)
+    return max(min(1.0, 2 * min(tail, 1 - tail)), 1.0 / (finite.size + 1))
+
+
+def jackknife_values(
+    statistic: Statistic, rows: npt.NDArray[np.intp]
+) -> npt.NDArray[np.float64] | None:
+    """The statistic with each of ``rows`` left out in turn; None above JACKKNIFE_MAX_N."""
+    m = rows.size
+    if m > JACKKNIFE_MAX_N or m < 3:
+        return None
+    loo = np.empty(m, dtype=np.float64)
+    step = max(1, _CHUNK_ELEMENTS // m)
+    for start in range(0, m, step):
+        stop = min(m, start + step)
+        block = np.ones((stop - start, m), dtype=bool)
+        block[np.arange(stop - start), np.arange(start, stop)] = False
+        idx = np.broadcast_to(rows, block.shape)[block].reshape(stop - start, m - 1)
+        loo[start:stop] = statistic(idx)
+    return loo
+
+
+def jackknife_se(loo: npt.NDArray[np.float64]) -> float:
+    """Jackknife standard error from leave-one-out values (Efron & Stein)."""
+    m = loo.size
+    return float(np.sqrt((m - 1) / m * np.sum((loo - loo.mean()) ** 2)))

@@ -10,15 +10,17 @@ import numpy as np
 import numpy.typing as npt
 
 from heldout.errors import HeldoutError
-from heldout.stats._special import binom_half_cdf, norm_ppf, t_ppf
+from heldout.stats._special import binom_half_cdf, norm_cdf, norm_ppf, t_cdf, t_ppf
 
 __all__ = [
     "Interval",
     "McNemar",
     "holm",
     "mcnemar_exact",
+    "mcnemar_score_p",
     "paired_proportion_interval",
     "paired_t_interval",
+    "t_test_p",
     "wilson_interval",
 ]
 
@@ -129,6 +131,30 @@ def paired_t_interval(diff: npt.NDArray[np.float64], confidence: float = 0.95) -
     sd = float(diff.std(ddof=1))
     half = t_ppf(n - 1, 0.5 + confidence / 2) * sd / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, confidence, "paired-t")
+
+
+def t_test_p(estimate: float, se: float, df: float) -> float:
+    """Two-sided p-value of estimate / se against Student's t with ``df`` degrees of freedom
+    (the test a t interval inverts: the interval excludes 0 exactly when p < 1 − confidence).
+    """
+    if not (math.isfinite(estimate) and math.isfinite(se)):
+        return float("nan")
+    if se <= 0:
+        return 1.0 if estimate == 0 else 0.0
+    return min(1.0, 2 * t_cdf(df, -abs(estimate) / se))
+
+
+def mcnemar_score_p(fixed: int, broken: int) -> float:
+    """Two-sided p-value of the paired score test at Δ = 0: z = (fixed − broken) / √(fixed +
+    broken), McNemar's test without continuity correction. It is the test Tango's interval
+    (:func:`paired_proportion_interval`) inverts, so the two never disagree; Fagerland,
+    Lydersen & Laake (2013) show it keeps its nominal size where the exact test is too strict.
+    """
+    k = fixed + broken
+    if k == 0:
+        return 1.0
+    z = abs(fixed - broken) / math.sqrt(k)
+    return min(1.0, 2 * norm_cdf(-z))
 
 
 @dataclass(frozen=True, slots=True)

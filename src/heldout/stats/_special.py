@@ -16,7 +16,7 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["binom_half_cdf", "log_factorials", "norm_cdf", "norm_ppf", "t_ppf"]
+__all__ = ["binom_half_cdf", "log_factorials", "norm_cdf", "norm_ppf", "t_cdf", "t_ppf"]
 
 _STD_NORMAL = NormalDist()
 
@@ -63,3 +63,10 @@ def t_ppf(df: float, q: float) -> float:
     from scipy.special import stdtrit
 
     return float(stdtrit(df, q))
+
+
+def t_cdf(df: float, x: float) -> float:
+    """Student's t CDF (``scipy.special.stdtr``), imported on first use."""
+    from scipy.special import stdtr
+
+    return float(stdtr(df, x))
