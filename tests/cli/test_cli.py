@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -156,16 +157,27 @@ def test_usage_error_is_exit_2(tmp_path: Path) -> None:
 def test_power_command(tmp_path: Path) -> None:
     r = run("power", "--base-rate", "0.7", "--lift", "0.1", "--discordance", "0.2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "(exact; power" in r.stdout
+    assert "exact paired score test (binary metric)" in r.stdout
+    assert "│ 145 " in r.stdout  # statsmodels-free check: test_power.py holds the oracles
     r = run("power", "--base-rate", "0.72", "--n", "300", cwd=tmp_path)
     assert r.returncode == 0
     assert "smallest lift 300 samples detect" in r.stdout
+    assert "to detect +" not in r.stdout  # no lift was asked about
+    r = run("power", "--base-rate", "0.72", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "give --lift, --n or both" in r.stderr
+    # continuous metrics: paired t with the SD of paired differences (statsmodels: 284.5)
+    r = run("power", "--sd", "0.3", "--lift", "0.05", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "paired t (noncentral t) (continuous" in r.stdout
+    assert "│ 285 " in r.stdout
     run("init", cwd=tmp_path)
     r = run("plan", "validate", cwd=tmp_path)
-    assert "12 gold samples cannot detect any lift" in r.stderr
+    assert "12 gold samples are too few: 1,195 samples needed" in " ".join(r.stderr.split())
     r = run("power", cwd=tmp_path)
     assert r.returncode == 0
-    assert "paired samples to detect +0.05 over 0.72" in r.stdout
+    assert "paired samples to detect +0.05" in r.stdout
+    assert "1,195" in r.stdout  # the same number validate gave
 
 
 def test_progress_bars_show_count_rate_and_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,3 +206,60 @@ def test_progress_bars_show_count_rate_and_time_left(monkeypatch: pytest.MonkeyP
     rate = int(last.split("/s")[0].split()[-1].replace(",", ""))
     assert 500 < rate < 20_000
     assert re.search(r"00:00<00:0\d$", last)  # elapsed<remaining
+
+
+def test_validate_power_and_run_agree_for_a_continuous_metric(tmp_path: Path) -> None:
+    """validate, heldout power and heldout run use one power calculation (paired t for a
+    continuous metric); the run uses the SD it measured and says what the plan assumed."""
+    import numpy as np
+    from statsmodels.stats.power import TTestPower
+
+    from heldout.backends import MockBackend
+    from heldout.plan import check_lock, load_plan
+    from heldout.runner import RunOptions, run_plan
+
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma", "delta", "eps"]
+    rows = [
+        {"id": f"q{i}", "input": f"question {i}", "target": " ".join(rng.choice(words, 3))}
+        for i in range(150)
+    ]
+    (tmp_path / "gold.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "heldout.yaml").write_text(
+        "name: qa\ntarget_behavior: answer\ntask: {shape: qa, data: gold.jsonl}\n"
+        "primary_metric: token_f1\nbaseline: 0.3\nsuccess_threshold: 0.5\n"
+        "min_detectable_lift: 0.05\nmodels:\n  base: {backend: mock, name: b}\n"
+        "  candidate: {backend: mock, name: c}\nstats: {paired_sd: 0.3, resamples: 500}\n"
+    )
+    r = run("plan", "validate", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    said = " ".join((r.stdout + r.stderr).split())
+    assert "285 samples needed to detect +0.05 (paired t (noncentral t); SD of paired" in said
+    r = run("power", cwd=tmp_path)
+    assert "│ 285 " in r.stdout
+    assert "from: plan" in r.stdout
+    base = {row["id"]: " ".join(rng.choice(words, 3)) for row in rows}
+    cand = {row["id"]: row["target"] if rng.random() < 0.4 else base[row["id"]] for row in rows}
+    loaded = load_plan(tmp_path / "heldout.yaml")
+    backends = {"base": MockBackend("b", outputs=base), "candidate": MockBackend("c", outputs=cand)}
+    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    assert result.power is not None
+    assert result.power["source"] == "measured in this run"
+    assert result.power["kind"] == "continuous"
+    assert "285 samples needed" in result.power["plan_assumption"]
+    lines = (_run_dir(tmp_path) / "samples.jsonl").read_text().split("\n")
+    by = {
+        (s["model"], s["id"]): s["scores"]["token_f1"]
+        for s in map(json.loads, filter(None, lines))
+        if s["dataset"] == "gold"
+    }
+    diff = np.array([by[("candidate", i)] - by[("base", i)] for i in base])
+    sd = float(diff.std(ddof=1))
+    assert result.power["paired_sd"] == pytest.approx(sd, rel=1e-9)
+    need = math.ceil(TTestPower().solve_power(effect_size=0.05 / sd, alpha=0.05, power=0.8))
+    assert result.power["n_needed"] == need
+
+
+def _run_dir(root: Path) -> Path:
+    (folder,) = (root / ".heldout" / "runs").iterdir()
+    return folder

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from heldout.errors import HeldoutError
@@ -57,3 +59,45 @@ def test_bad_inputs() -> None:
         samples_needed(0.9, 0.2)
     with pytest.raises(HeldoutError, match="discordance must be between"):
         samples_needed(0.5, 0.2, discordance=0.1)
+
+
+@pytest.mark.parametrize(("lift", "sd"), [(0.05, 0.3), (0.1, 0.25), (0.02, 0.2), (0.03, 0.28)])
+def test_paired_t_power_matches_statsmodels(lift: float, sd: float) -> None:
+    from statsmodels.stats.power import TTestPower
+
+    from heldout.stats import paired_t_power, paired_t_samples_needed
+    from heldout.stats._power import paired_t_detectable_lift
+
+    ref = TTestPower()
+    n = paired_t_samples_needed(lift, sd)
+    assert n == math.ceil(ref.solve_power(effect_size=lift / sd, alpha=0.05, power=0.8))
+    for m in (10, 57, n):
+        assert paired_t_power(m, lift, sd) == pytest.approx(ref.power(lift / sd, m, 0.05))
+    es = ref.solve_power(nobs=200, alpha=0.05, power=0.8)
+    assert paired_t_detectable_lift(200, sd) == pytest.approx(es * sd, rel=1e-4)  # its solver tol
+
+
+def test_rouge_like_power_is_not_the_binary_formula() -> None:
+    """The reported defect: ROUGE-L got the binary formula's 16,698 samples; the paired t with
+    the measured SD of differences needs a few hundred (statsmodels agrees)."""
+    from statsmodels.stats.power import TTestPower
+
+    from heldout.stats import assess_power
+
+    pa = assess_power("continuous", n=400, lift=0.02, alpha=0.05, power=0.8, paired_sd=0.135)
+    ref = math.ceil(TTestPower().solve_power(effect_size=0.02 / 0.135, alpha=0.05, power=0.8))
+    assert pa.n_needed == ref
+    assert 300 < ref < 400
+    assert pa.method == "paired t (noncentral t)"
+    missing = assess_power("resampled", n=400, lift=0.02, alpha=0.05, power=0.8)
+    assert missing.n_needed is None
+    assert "declare stats.paired_sd" in missing.describe()
+
+
+def test_bad_power_inputs_are_clear_errors() -> None:
+    from heldout.stats import paired_t_power
+
+    with pytest.raises(HeldoutError, match="SD of paired differences must be > 0"):
+        paired_t_power(50, 0.1, 0.0)
+    with pytest.raises(HeldoutError, match="n ≥ 2"):
+        paired_t_power(1, 0.1, 0.2)

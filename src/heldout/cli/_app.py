@@ -8,12 +8,13 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -114,6 +115,11 @@ def _guard(fn: Callable[[], T]) -> T:
         raise typer.Exit(2) from None
 
 
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"heldout {__version__}")
@@ -160,32 +166,20 @@ def plan_validate(
 
 
 def _power_warning(loaded: Any) -> None:
-    """Warn (never fail) when the gold set cannot detect the pre-registered lift."""
-    from heldout.errors import HeldoutError as _Err
-    from heldout.metrics import get_metric
-    from heldout.stats import detectable_lift, samples_needed
+    """Say (never fail) what power the gold set has for the pre-registered lift, with the
+    assumption it rests on; warn when it is too small."""
+    from heldout.plan import plan_power
 
-    p = loaded.plan
-    spec = get_metric(p.primary_metric)
-    if spec.bounds != (0.0, 1.0) or not spec.higher_is_better:
+    n = len(loaded.samples)
+    pa = plan_power(loaded.plan, n)
+    if pa is None:
         return
-    try:
-        need = samples_needed(
-            p.baseline, p.min_detectable_lift, alpha=1 - p.stats.confidence, power=p.stats.power
-        )
-        can = detectable_lift(
-            len(loaded.samples), p.baseline, alpha=1 - p.stats.confidence, power=p.stats.power
-        )
-    except _Err:
-        return
-    if len(loaded.samples) < need.n:
-        detects = f"detect a lift of {can:.3f}" if can != float("inf") else "cannot detect any lift"
-        err.print(
-            f"[yellow]warning:[/] {len(loaded.samples)} gold samples {detects} at "
-            f"{p.stats.power:.0%} power; {need.n:,} are needed for the planned "
-            f"{p.min_detectable_lift} (assuming independent errors; see 'heldout power')",
-            highlight=False,
-        )
+    if pa.n_needed is None:
+        err.print(f"note: {pa.describe()}", highlight=False)
+    elif pa.underpowered:
+        err.print(f"[yellow]warning:[/] {n} gold samples are too few: {pa.describe()}")
+    else:
+        out.print(f"power: {pa.describe()}", highlight=False)
 
 
 @plan_app.command("lock")
@@ -288,50 +282,78 @@ def power(
     ] = None,
     discordance: Annotated[
         float | None,
-        typer.Option(help="Share of samples where the models disagree (default: independent)."),
+        typer.Option(help="Binary metrics: share of samples where the models disagree."),
+    ] = None,
+    sd: Annotated[
+        float | None,
+        typer.Option(
+            help="Continuous / F1-type metrics: SD of per-sample paired differences "
+            "(a run's power section reports it as paired_sd)."
+        ),
     ] = None,
     alpha: Annotated[float | None, typer.Option(help="Two-sided level (1 − confidence).")] = None,
     target: Annotated[float | None, typer.Option("--power", help="Target power.")] = None,
     plan: PlanOpt = DEFAULT_PLAN,
 ) -> None:
-    """How many paired samples detect a lift, or what lift a gold set of n can detect."""
-    from heldout.stats import detectable_lift, power_of, samples_needed
+    """How many paired samples detect a lift, or what lift a gold set of n can detect.
 
-    if base_rate is None or (lift is None and n is None):
+    With a plan, the same calculation as 'plan validate' and 'heldout run' (the metric decides
+    binary, paired t or resampled); without one, binary unless --sd is given."""
+    from heldout.plan import plan_power
+    from heldout.stats import assess_power
+
+    use_plan = plan.is_file() and base_rate is None and sd is None
+    if use_plan:
         from heldout.plan import load_plan
 
         loaded = _guard(lambda: load_plan(plan))
         p = loaded.plan
-        base_rate = p.baseline if base_rate is None else base_rate
+        if alpha is not None or target is not None:
+            stats = p.stats.model_copy(
+                update={
+                    "confidence": p.stats.confidence if alpha is None else 1 - alpha,
+                    "power": p.stats.power if target is None else target,
+                }
+            )
+            p = p.model_copy(update={"stats": stats})
+        size = len(loaded.samples) if n is None else n
+        pa = plan_power(p, size, lift=lift, discordance=discordance, paired_sd=sd)
+        if pa is None:
+            _fail(f"no power calculation fits {p.primary_metric} at baseline {p.baseline}", 2)
+    else:
+        if base_rate is None and sd is None:
+            _fail("give --base-rate (binary metrics) or --sd (continuous), or a plan", 2)
         if lift is None and n is None:
-            lift, n = p.min_detectable_lift, len(loaded.samples)
-        alpha = 1 - p.stats.confidence if alpha is None else alpha
-        target = p.stats.power if target is None else target
-    a = 0.05 if alpha is None else alpha
-    pw = 0.8 if target is None else target
+            _fail("give --lift, --n or both", 2)
+        kind = "continuous" if sd is not None else "binary"
+        pa = _guard(
+            lambda: assess_power(
+                kind,
+                n=n or 2,
+                lift=lift if lift is not None else 0.05,
+                alpha=0.05 if alpha is None else alpha,
+                power=0.8 if target is None else target,
+                base_rate=base_rate,
+                discordance=discordance,
+                paired_sd=sd,
+                source="given",
+            )
+        )
+    if pa.n_needed is None:
+        _fail(f"power not computed: {pa.note}", 2)
     table = Table("question", "answer")
-    if lift is not None:
-        r = _guard(
-            lambda: samples_needed(base_rate, lift, alpha=a, power=pw, discordance=discordance)
-        )
+    table.add_row("method", f"{pa.method} ({pa.kind} metric)")
+    table.add_row("assumed", f"{pa.assumption}; from: {pa.source}")
+    if lift is not None or use_plan:
+        table.add_row(f"paired samples to detect +{pa.lift:g}", f"{pa.n_needed:,}")
+    if n is not None or use_plan:
+        d = pa.detectable_lift
         table.add_row(
-            f"paired samples to detect +{lift} over {base_rate} at {pw:.0%} power",
-            f"{r.n:,} ({r.method}; power {r.power:.3f})",
+            f"smallest lift {pa.n:,} samples detect",
+            f"{d:.4f}" if d is not None and math.isfinite(d) else "none: too few samples",
         )
-        table.add_row(
-            "assumed discordance (share of samples the models disagree on)", f"{r.discordance:.3f}"
-        )
-    if n is not None:
-        d = _guard(
-            lambda: detectable_lift(n, base_rate, alpha=a, power=pw, discordance=discordance)
-        )
-        table.add_row(
-            f"smallest lift {n:,} samples detect at {pw:.0%} power",
-            f"{d:.4f}" if d != float("inf") else "none: too few samples",
-        )
-        if lift is not None:
-            got = _guard(lambda: power_of(n, base_rate, lift, alpha=a, discordance=discordance))
-            table.add_row(f"power of {n:,} samples for +{lift}", f"{got:.3f}")
+        if pa.power_at_n is not None and (lift is not None or use_plan):
+            table.add_row(f"power of {pa.n:,} samples for +{pa.lift:g}", f"{pa.power_at_n:.3f}")
     out.print(table)
 
 

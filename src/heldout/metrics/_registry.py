@@ -88,6 +88,16 @@ class MetricSpec:
     bounds: tuple[float, float] | None
     mean_of_samples: bool
     description: str
+    #: Per-sample values are 0/1 (accuracy, exact match): power uses the paired score test.
+    binary: bool = False
+
+    @property
+    def kind(self) -> str:
+        """How it is compared: "binary", "continuous" (mean of per-sample values) or
+        "resampled" (recomputed from resampled samples: macro F1, span F1)."""
+        if not self.mean_of_samples:
+            return "resampled"
+        return "binary" if self.binary else "continuous"
 
     def __call__(
         self, y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions | None = None
@@ -105,11 +115,13 @@ def metric(
     higher_is_better: bool,
     bounds: tuple[float, float] | None = (0.0, 1.0),
     mean_of_samples: bool = True,
+    binary: bool = False,
 ) -> Callable[[MetricFn], MetricFn]:
     """Register a metric function under ``name``.
 
     ``mean_of_samples`` says whether the aggregate is the mean of ``per_sample`` (accuracy)
-    or must be recomputed from resampled inputs (macro F1).
+    or must be recomputed from resampled inputs (macro F1); ``binary`` that every per-sample
+    value is 0 or 1 (it decides the power calculation before any run).
 
     Example::
 
@@ -143,6 +155,7 @@ def metric(
             bounds=bounds,
             mean_of_samples=mean_of_samples,
             description=doc.splitlines()[0] if doc else "",
+            binary=binary,
         )
         return fn
 

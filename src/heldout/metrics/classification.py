@@ -263,7 +263,7 @@ def _evaluate(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOptio
     return _Evaluated(report, (t == p).astype(np.float64), t, p, zd)
 
 
-@metric("accuracy", shapes=["classification"], higher_is_better=True)
+@metric("accuracy", shapes=["classification"], higher_is_better=True, binary=True)
 def accuracy(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:

@@ -56,7 +56,7 @@ def ends_with_answer(output: str, answer: str) -> bool:
     return normalize_answer(first).split() == want
 
 
-@metric("final_answer", shapes=["qa", "open"], higher_is_better=True)
+@metric("final_answer", shapes=["qa", "open"], higher_is_better=True, binary=True)
 def final_answer(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:
@@ -162,7 +162,7 @@ def _constraint_lists(y_true: Sequence[Any]) -> list[list[Mapping[str, Any]]]:
     return out
 
 
-@metric("follows_instructions", shapes=["open"], higher_is_better=True)
+@metric("follows_instructions", shapes=["open"], higher_is_better=True, binary=True)
 def follows_instructions(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:
@@ -236,7 +236,7 @@ def detect_language(text: str) -> str | None:
     return best if top >= 2 and top > second else None
 
 
-@metric("language_match", shapes=["open"], higher_is_better=True)
+@metric("language_match", shapes=["open"], higher_is_better=True, binary=True)
 def language_match(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:
@@ -282,7 +282,7 @@ def _refusals(y_true: Sequence[Any], y_pred: Sequence[Any], what: str) -> np.nda
     return np.fromiter((is_refusal(p) for p in y_pred), dtype=np.float64, count=len(y_pred))
 
 
-@metric("refusal_rate", shapes=["open"], higher_is_better=True)
+@metric("refusal_rate", shapes=["open"], higher_is_better=True, binary=True)
 def refusal_rate(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:
@@ -291,7 +291,7 @@ def refusal_rate(
     return MetricResult("refusal_rate", float(values.mean()), values)
 
 
-@metric("compliance_rate", shapes=["open"], higher_is_better=True)
+@metric("compliance_rate", shapes=["open"], higher_is_better=True, binary=True)
 def compliance_rate(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:

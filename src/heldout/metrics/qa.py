@@ -47,7 +47,7 @@ def token_f1_score(prediction: str, reference: str) -> float:
     return _f1_tokens(normalize_answer(prediction).split(), normalize_answer(reference).split())
 
 
-@metric("exact_match", shapes=["qa"], higher_is_better=True)
+@metric("exact_match", shapes=["qa"], higher_is_better=True, binary=True)
 def exact_match(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:

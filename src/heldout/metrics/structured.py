@@ -78,7 +78,7 @@ def fields_equal(expected: Any, got: Any, rule: Mapping[str, Any] | None = None)
     raise MetricInputError(f"unknown field match {mode!r}; known: exact, normalized, numeric")
 
 
-@metric("json_valid_rate", shapes=["structured"], higher_is_better=True)
+@metric("json_valid_rate", shapes=["structured"], higher_is_better=True, binary=True)
 def json_valid_rate(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:
@@ -88,7 +88,7 @@ def json_valid_rate(
     return MetricResult("json_valid_rate", float(values.mean()), values)
 
 
-@metric("schema_valid_rate", shapes=["structured"], higher_is_better=True)
+@metric("schema_valid_rate", shapes=["structured"], higher_is_better=True, binary=True)
 def schema_valid_rate(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:

@@ -32,6 +32,7 @@ from heldout.plan._model import (
     SuiteGuardrail,
     TaskSpec,
 )
+from heldout.plan._power import plan_power
 from heldout.plan._starter import write_starter
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "diff_lock",
     "load_plan",
     "plan_json_schema",
+    "plan_power",
     "plan_sha256",
     "read_lock",
     "referenced_files",

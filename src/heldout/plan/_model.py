@@ -303,6 +303,21 @@ class StatsSpec(_Strict):
     )
     seed: int = Field(default=0, ge=0, description="Seed of every random draw (recorded).")
     power: float = Field(default=0.8, gt=0.5, lt=1.0, description="Target power.")
+    discordance: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Binary primary metrics: expected share of samples where base and "
+        "candidate disagree (from a pilot run) for the power check. Default: independent "
+        "errors, which over-estimates it for fine-tunes of one base (more samples asked).",
+    )
+    paired_sd: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Continuous and F1-type primary metrics: SD of per-sample candidate − base "
+        "differences (for F1-type metrics, SE(delta)·√n) from a pilot run, for the power "
+        "check. Without it, validate cannot check power; a run measures it.",
+    )
     bar_rule: Literal["ci", "point"] = Field(
         default="ci",
         description="'ci': success needs the candidate's whole CI past success_threshold; "

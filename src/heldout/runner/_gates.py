@@ -7,9 +7,8 @@ from dataclasses import asdict
 from typing import Any
 
 from heldout.backends import Generation
-from heldout.errors import HeldoutError
 from heldout.metrics import MetricResult
-from heldout.plan import CalibrationGuardrail, Plan, SliceGuardrail, SuiteGuardrail
+from heldout.plan import CalibrationGuardrail, Plan, SliceGuardrail, SuiteGuardrail, plan_power
 from heldout.runner._datasets import Dataset, calibration_data
 from heldout.runner._records import interval_record
 from heldout.stats import (
@@ -18,11 +17,9 @@ from heldout.stats import (
     StatsOptions,
     compare,
     compare_slices,
-    detectable_lift,
     ece,
     ece_change,
     reliability,
-    samples_needed,
 )
 from heldout.suites import BUILTIN_SUITES
 from heldout.verdict import GateResult, PowerCheck, noninferiority_gate, slice_gate
@@ -168,28 +165,38 @@ def suite_breakdown(ds: Dataset, base: MetricResult, cand: MetricResult, field: 
 
 
 def power_check(
-    primary: Comparison, plan: Any, stats: StatsOptions
+    primary: Comparison, plan: Plan, stats: StatsOptions
 ) -> tuple[PowerCheck | None, dict[str, Any] | None, str | None]:
-    """Can this gold set detect the pre-registered lift? For binary primary metrics, with the
-    discordance observed in this run (at least the lift itself)."""
-    if primary.fixed is None or not primary.higher_is_better or plan.baseline >= 1:
+    """Can this gold set detect the pre-registered lift? With what this run measured (the
+    discordance of a binary metric, the SD behind any other's interval), beside what the plan
+    assumed before the run (``plan validate`` says the latter), so a difference is explained."""
+    del stats  # the plan's own confidence and power decide, as in validate
+    if plan.baseline >= 1 and primary.higher_is_better:
         return None, None, None
-    n = primary.n
-    observed = (primary.fixed + (primary.broken or 0)) / n
-    psi = max(observed, plan.min_detectable_lift) if observed > 0 else None
-    alpha, power = 1 - stats.confidence, plan.stats.power
-    try:
-        lift = min(plan.min_detectable_lift, 1 - plan.baseline)
-        need = samples_needed(plan.baseline, lift, alpha=alpha, power=power, discordance=psi)
-        can = detectable_lift(n, plan.baseline, alpha=alpha, power=power, discordance=psi)
-    except HeldoutError as exc:
-        return None, None, f"power check skipped: {exc}"
-    check = PowerCheck(n, need.n, can if math.isfinite(can) else None, plan.min_detectable_lift)
-    info = {
-        "n": n,
-        "n_needed": need.n,
-        "detectable_lift": check.detectable_lift,
-        "discordance": psi,
-        "method": need.method,
+    run = plan_power(plan, primary.n, measured=primary)
+    before = plan_power(plan, primary.n)
+    if run is None:
+        return None, None, "power check skipped: no power calculation fits this metric"
+    info: dict[str, Any] = {
+        "n": run.n,
+        "n_needed": run.n_needed,
+        "detectable_lift": run.detectable_lift,
+        "power_at_n": run.power_at_n,
+        "kind": run.kind,
+        "method": run.method,
+        "assumption": run.assumption,
+        "source": run.source,
+        "discordance": run.discordance,
+        "paired_sd": run.paired_sd,
+        "plan_assumption": None if before is None else before.describe(),
     }
+    if run.n_needed is None:
+        return None, info, f"power check skipped: {run.note}"
+    can = run.detectable_lift
+    check = PowerCheck(
+        run.n,
+        run.n_needed,
+        can if can is not None and math.isfinite(can) else None,
+        plan.min_detectable_lift,
+    )
     return check, info, None

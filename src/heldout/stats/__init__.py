@@ -29,7 +29,16 @@ from heldout.stats._intervals import (
     wilson_interval,
 )
 from heldout.stats._permutation import sign_flip_test
-from heldout.stats._power import PowerResult, detectable_lift, power_of, samples_needed
+from heldout.stats._power import (
+    PowerAssessment,
+    PowerResult,
+    assess_power,
+    detectable_lift,
+    paired_t_power,
+    paired_t_samples_needed,
+    power_of,
+    samples_needed,
+)
 from heldout.stats._slices import Ceiling, SliceComparison, compare_slices, reference_ceiling
 
 __all__ = [
@@ -37,11 +46,13 @@ __all__ = [
     "Comparison",
     "Interval",
     "McNemar",
+    "PowerAssessment",
     "PowerResult",
     "ReliabilityBin",
     "SliceComparison",
     "StatsOptions",
     "align_ids",
+    "assess_power",
     "bca_interval",
     "bootstrap_distribution",
     "bootstrap_mean_delta",
@@ -55,6 +66,8 @@ __all__ = [
     "mcnemar_exact",
     "paired_proportion_interval",
     "paired_t_interval",
+    "paired_t_power",
+    "paired_t_samples_needed",
     "power_of",
     "reference_ceiling",
     "reliability",

@@ -1,4 +1,7 @@
-"""Power for paired binary comparisons: samples needed for a lift, or the lift n can detect.
+"""Power: samples needed for a lift, or the lift n can detect, for each kind of metric.
+
+Binary metrics (below) use the exact power of the paired score test; continuous and F1-type
+metrics the paired t test (end of the module); :func:`assess_power` picks one.
 
 Gold-set comparisons are paired, so the sample size depends on how often the two models
 disagree (the discordant share ψ = P(fixed) + P(broken)), not only on the two accuracies.
@@ -27,7 +30,18 @@ import numpy.typing as npt
 from heldout.errors import HeldoutError
 from heldout.stats._special import log_factorials, norm_cdf, norm_ppf
 
-__all__ = ["EXACT_MAX_N", "PowerResult", "detectable_lift", "power_of", "samples_needed"]
+__all__ = [
+    "EXACT_MAX_N",
+    "PowerAssessment",
+    "PowerResult",
+    "assess_power",
+    "detectable_lift",
+    "paired_t_detectable_lift",
+    "paired_t_power",
+    "paired_t_samples_needed",
+    "power_of",
+    "samples_needed",
+]
 
 EXACT_MAX_N = 1000
 
@@ -186,3 +200,172 @@ def detectable_lift(
     from heldout.stats._intervals import bisect
 
     return float(bisect(gap, 1e-6, top, tol=1e-6))
+
+
+# --- continuous and F1-type metrics: the paired t test -------------------------------------
+
+
+def paired_t_power(n: int, lift: float, sd: float, *, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t test (what heldout's paired-t and jackknife-t
+    intervals invert) to detect a mean paired difference ``lift`` with per-sample SD ``sd``:
+    exact, from the noncentral t distribution (oracle: statsmodels' ``TTestPower``)."""
+    if n < 2:
+        raise HeldoutError("a paired t test needs n ≥ 2")
+    if not sd > 0 or not math.isfinite(sd):
+        raise HeldoutError(f"the SD of paired differences must be > 0, got {sd}")
+    if not 0 < alpha < 1:
+        raise HeldoutError("alpha must be in (0, 1)")
+    from scipy.stats import nct, t
+
+    df = n - 1
+    crit = float(t.ppf(1 - alpha / 2, df))
+    nc = abs(lift) / sd * math.sqrt(n)
+    return float(nct.sf(crit, df, nc) + nct.cdf(-crit, df, nc))
+
+
+def paired_t_samples_needed(
+    lift: float, sd: float, *, alpha: float = 0.05, power: float = 0.8
+) -> int:
+    """Smallest n whose paired t test detects ``lift`` with ``power`` (see paired_t_power)."""
+    if lift <= 0:
+        raise HeldoutError(f"lift must be > 0, got {lift}")
+    if not 0 < power < 1:
+        raise HeldoutError("power must be in (0, 1)")
+    za, zb = -norm_ppf(alpha / 2), norm_ppf(power)
+    n = max(2, math.floor(((za + zb) * sd / lift) ** 2))
+    while paired_t_power(n, lift, sd, alpha=alpha) < power:
+        n += 1
+    while n > 2 and paired_t_power(n - 1, lift, sd, alpha=alpha) >= power:
+        n -= 1
+    return n
+
+
+def paired_t_detectable_lift(
+    n: int, sd: float, *, alpha: float = 0.05, power: float = 0.8
+) -> float:
+    """Smallest mean paired difference that ``n`` samples detect with ``power``."""
+    from heldout.stats._intervals import bisect
+
+    # the normal approximation (z_α/2 + z_β)·sd/√n, doubled, brackets the root (and keeps the
+    # noncentral t away from the huge noncentralities where scipy returns NaN)
+    top = 2.0 * (-norm_ppf(alpha / 2) + norm_ppf(power) + 1.0) * sd / math.sqrt(n) + 1e-9 * sd
+    return float(
+        bisect(
+            lambda d: paired_t_power(n, d, sd, alpha=alpha) - power, 1e-9 * sd, top, tol=1e-9 * sd
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PowerAssessment:
+    """Can ``n`` samples detect ``lift``? What was assumed, and where the assumption came from.
+
+    ``validate``, ``run`` and ``heldout power`` all call :func:`assess_power`; they differ only
+    where ``source`` does (the plan's assumption, or what the run measured), and say so.
+    """
+
+    kind: str  # "binary" | "continuous" | "resampled"
+    n: int
+    lift: float
+    n_needed: int | None
+    detectable_lift: float | None
+    power_at_n: float | None
+    method: str
+    assumption: str
+    source: str
+    note: str = ""
+    discordance: float | None = None
+    paired_sd: float | None = None
+
+    @property
+    def underpowered(self) -> bool:
+        return self.n_needed is not None and self.n < self.n_needed
+
+    def describe(self) -> str:
+        if self.n_needed is None:
+            return f"power not checked: {self.note}"
+        can = (
+            f"can detect ~{self.detectable_lift:.4g}"
+            if self.detectable_lift is not None and math.isfinite(self.detectable_lift)
+            else "cannot detect any lift"
+        )
+        return (
+            f"{self.n_needed:,} samples needed to detect +{self.lift:g} ({self.method}; "
+            f"{self.assumption}, {self.source}); n={self.n:,} {can}"
+        )
+
+
+def assess_power(
+    kind: str,
+    *,
+    n: int,
+    lift: float,
+    alpha: float,
+    power: float,
+    base_rate: float | None = None,
+    discordance: float | None = None,
+    paired_sd: float | None = None,
+    source: str = "plan",
+) -> PowerAssessment:
+    """One power answer for every metric kind.
+
+    - ``binary`` (accuracy, exact match, schema validity): exact power of the paired score
+      test with ``discordance`` (default: independent errors at ``base_rate``);
+    - ``continuous`` (token F1, ROUGE): paired t with ``paired_sd``, the SD of per-sample
+      differences candidate − base (declared in the plan, or measured in a run);
+    - ``resampled`` (macro F1, span F1): paired t with the *effective* per-sample SD,
+      SE(delta) · √n, from the jackknife (measured) or declared as ``paired_sd``.
+    """
+    if kind == "binary":
+        if base_rate is None:
+            raise HeldoutError("binary power needs the base rate")
+        lift_b = min(lift, 1 - base_rate)
+        d = discordance if discordance is not None and discordance >= lift_b else None
+        need = samples_needed(base_rate, lift_b, alpha=alpha, power=power, discordance=d)
+        can = detectable_lift(n, base_rate, alpha=alpha, power=power, discordance=d)
+        got = power_of(n, base_rate, lift_b, alpha=alpha, discordance=d)
+        what = (
+            f"discordance {need.discordance:.3f}"
+            if d is not None
+            else f"discordance {need.discordance:.3f} (independent errors at {base_rate:g})"
+        )
+        method = "exact paired score test" if need.method == "exact" else need.method
+        return PowerAssessment(
+            kind,
+            n,
+            lift,
+            need.n,
+            can,
+            got,
+            method,
+            what,
+            source if d is not None else "plan",
+            discordance=need.discordance,
+        )
+    if paired_sd is None:
+        return PowerAssessment(
+            kind,
+            n,
+            lift,
+            None,
+            None,
+            None,
+            "paired t",
+            "no SD of paired differences",
+            source,
+            note="declare stats.paired_sd (the SD of per-sample candidate − base differences, "
+            "from a pilot run) or read it from a run's power section",
+        )
+    label = "SD of paired differences" if kind == "continuous" else "effective SD (SE·√n)"
+    return PowerAssessment(
+        kind,
+        n,
+        lift,
+        paired_t_samples_needed(lift, paired_sd, alpha=alpha, power=power),
+        paired_t_detectable_lift(n, paired_sd, alpha=alpha, power=power) if n >= 2 else None,
+        paired_t_power(n, lift, paired_sd, alpha=alpha) if n >= 2 else None,
+        "paired t (noncentral t)",
+        f"{label} {paired_sd:.4g}",
+        source,
+        paired_sd=paired_sd,
+    )
