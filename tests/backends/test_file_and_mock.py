@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from heldout.backends import Generation, MockBackend, Request
-from heldout.backends._file import FileBackend, read_predictions
+from heldout.backends._file import FileBackend, Prediction, read_predictions
 from heldout.errors import DataError
 from heldout.plan import FileModel
 
@@ -72,6 +72,10 @@ def test_plain_jsonl_and_missing_id(tmp_path: Path) -> None:
     assert backend.identity()["sha256"]
 
 
+def _texts(preds: dict[str, Prediction]) -> dict[str, str]:
+    return {k: v.text for k, v in preds.items()}
+
+
 def test_lm_eval_samples(tmp_path: Path) -> None:
     path = tmp_path / "samples_gsm8k_2024.jsonl"
     rows = [
@@ -80,11 +84,11 @@ def test_lm_eval_samples(tmp_path: Path) -> None:
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     preds = read_predictions(FileModel(backend="file", path=str(path)), path)
-    assert preds == {"0": " 4", "1": "5"}
+    assert _texts(preds) == {"0": " 4", "1": "5"}
     by_doc = read_predictions(
         FileModel(backend="file", path=str(path), format="lm-eval", id_field="question"), path
     )
-    assert by_doc == {"2+2?": " 4", "3+3?": "5"}
+    assert _texts(by_doc) == {"2+2?": " 4", "3+3?": "5"}
 
 
 def test_lm_eval_duplicate_doc_ids(tmp_path: Path) -> None:
@@ -123,13 +127,14 @@ def test_inspect_json_and_eval_zip(tmp_path: Path) -> None:
     }
     js = tmp_path / "log.json"
     js.write_text(json.dumps(log))
-    assert read_predictions(FileModel(backend="file", path=str(js)), js) == {"q1": "4", "2": "four"}
+    got = read_predictions(FileModel(backend="file", path=str(js)), js)
+    assert _texts(got) == {"q1": "4", "2": "four"}
     ev = tmp_path / "log.eval"
     with zipfile.ZipFile(ev, "w") as zf:
         zf.writestr("header.json", json.dumps({"version": 2}))
         zf.writestr("samples/q1_epoch_1.json", json.dumps(INSPECT_SAMPLE))
         zf.writestr("samples/q1_epoch_2.json", json.dumps({**INSPECT_SAMPLE, "epoch": 2}))
-    assert read_predictions(FileModel(backend="file", path=str(ev)), ev) == {"q1": "4"}
+    assert _texts(read_predictions(FileModel(backend="file", path=str(ev)), ev)) == {"q1": "4"}
 
 
 def test_mock_backend_scripts_outputs() -> None:

@@ -264,12 +264,59 @@ def test_calibration_on_a_suite(project: Path) -> None:
             {"calibration": "ece", "suite": suite, "max_increase": 0.05}
         )
 
+    for role in ("base", "candidate"):  # the example's outputs with a stated confidence
+        path = project / "predictions" / f"{role}.jsonl"
+        rows = [json.loads(x) for x in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps({**r, "confidence": 0.8}) + "\n" for r in rows))
     load_plan(_rewrite(project, lambda d: add(d, "safety")))  # accuracy: classification
     problems = _problems(_rewrite(project, lambda d: add(d, "general")))
     assert problems["guardrails[4].suite"] == (
         "suite 'general' is scored with exact_match, not a classification metric: it has no "
         "label probabilities"
     )
+
+
+def test_calibration_needs_models_that_can_supply_probabilities(project: Path) -> None:
+    """The example's prediction files have text only: a calibration guardrail would be NaN
+    and the verdict inconclusive at run time, so validate refuses it and says how to fix it."""
+    path = _rewrite(
+        project, lambda d: d["guardrails"].append({"calibration": "ece", "max_increase": 0.05})
+    )
+    with pytest.raises(PlanError) as info:
+        load_plan(path)
+    messages = [p.message for p in info.value.problems]
+    assert messages == [
+        "models.base cannot supply probabilities: base.jsonl has no 'confidence' (probability "
+        "of the answer) or 'probabilities' ({label: p}) column",
+        "models.candidate cannot supply probabilities: candidate.jsonl has no 'confidence' "
+        "(probability of the answer) or 'probabilities' ({label: p}) column",
+    ]
+
+    def mock_base(d: dict[str, Any]) -> None:
+        d["models"]["base"] = {"backend": "mock", "name": "m"}
+        d["guardrails"].append({"calibration": "brier", "max_increase": 0.05})
+
+    with pytest.raises(PlanError) as info:
+        load_plan(_rewrite(project, mock_base))
+    assert "models.base cannot supply probabilities: a mock backend scripts text only" in [
+        p.message for p in info.value.problems
+    ]
+
+
+def test_duplicate_guardrails_are_refused(project: Path) -> None:
+    def twice(d: dict[str, Any]) -> None:
+        d["models"]["base"] = {"backend": "openai", "model": "b"}
+        d["models"]["candidate"] = {"backend": "openai", "model": "c"}
+        d["guardrails"] += [
+            {"calibration": "ece", "max_increase": 0.05},
+            {"calibration": "ece", "max_increase": 0.02},
+            {"calibration": "brier", "max_increase": 0.02},
+        ]
+
+    assert _problems(_rewrite(project, twice)) == {
+        "guardrails[4]": "repeats guardrails[3] (calibration ece on the gold set): one gate per "
+        "measure; remove one"
+    }
 
 
 def test_schema_file_must_be_a_valid_json_schema(project: Path) -> None:

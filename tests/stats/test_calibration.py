@@ -83,3 +83,33 @@ def test_bad_inputs() -> None:
         ece([0.5], [0.5])
     with pytest.raises(HeldoutError, match="must sum to 1"):
         brier_score([[0.5, 0.6]], [0])
+
+
+@pytest.mark.parametrize(("binning", "strategy"), [("width", "uniform"), ("mass", "quantile")])
+def test_reliability_matches_sklearn_calibration_curve(binning: str, strategy: str) -> None:
+    from sklearn.calibration import calibration_curve
+
+    rng = np.random.default_rng(5)
+    conf = rng.beta(5, 2, 800)
+    correct = (rng.random(800) < conf**1.3).astype(float)
+    ours = [b for b in reliability(conf, correct, bins=12, binning=binning) if b.count]  # type: ignore[arg-type]
+    prob_true, prob_pred = calibration_curve(correct, conf, n_bins=12, strategy=strategy)
+    assert [b.accuracy for b in ours] == pytest.approx(list(prob_true), abs=1e-12)
+    assert [b.confidence for b in ours] == pytest.approx(list(prob_pred), abs=1e-12)
+
+
+def test_binary_brier_and_its_paired_change_match_sklearn() -> None:
+    from heldout.stats import binary_brier, calibration_change
+
+    rng = np.random.default_rng(6)
+    bc, cc = rng.random(400), rng.random(400)
+    by = (rng.random(400) < bc).astype(float)
+    cy = (rng.random(400) < cc**2).astype(float)
+    assert binary_brier(bc, by) == pytest.approx(brier_score_loss(by, bc), abs=1e-15)
+    change = calibration_change("brier", bc, by, cc, cy, StatsOptions(resamples=2000))
+    assert change.estimate == pytest.approx(brier_score_loss(cy, cc) - brier_score_loss(by, bc))
+    assert change.low < change.estimate < change.high
+    ece_delta = calibration_change("ece", bc, by, cc, cy, StatsOptions(), bins=10)
+    assert ece_delta.estimate == pytest.approx(ece(cc, cy, bins=10) - ece(bc, by, bins=10))
+    with pytest.raises(HeldoutError, match="unknown calibration measure"):
+        calibration_change("mce", bc, by, cc, cy, StatsOptions())  # type: ignore[arg-type]

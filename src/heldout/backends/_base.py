@@ -33,6 +33,9 @@ class Generation:
     attempts: int = 1
     cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The model's probability for its own answer, when a source gives only that (a file's
+    #: ``confidence`` column); label probabilities (``choice_logprobs``) take precedence.
+    confidence: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -3,7 +3,9 @@
 
 Formats read (each checked against the projects' documented layouts):
 
-- ``jsonl`` / ``csv`` / ``parquet``: one row per sample with ``id_field`` and ``output_field``;
+- ``jsonl`` / ``csv`` / ``parquet``: one row per sample with ``id_field`` and ``output_field``,
+  optionally ``confidence_field`` (the probability of the model's own answer) and
+  ``probabilities_field`` (``{label: p}``; a JSON string in CSV) for calibration;
 - ``lm-eval``: one JSON object per line with ``doc_id``, ``doc``, ``resps`` and
   ``filtered_resps``; the id is ``doc_id`` (or ``doc.<id_field>`` when ``id_field`` names a
   field of ``doc``), the output the first filtered response;
@@ -15,8 +17,10 @@ Formats read (each checked against the projects' documented layouts):
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,49 @@ from heldout.data import iter_records
 from heldout.errors import DataError, Problem
 from heldout.plan import FileModel
 
-__all__ = ["FileBackend", "read_predictions"]
+__all__ = ["FileBackend", "Prediction", "read_predictions"]
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One precomputed output, with the probabilities the file gave for it."""
+
+    text: str
+    confidence: float | None = None
+    probabilities: dict[str, float] | None = None
+
+
+def _probability(value: Any, what: str) -> tuple[float | None, str | None]:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None, f"{what} must be a number in [0, 1], got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        return None, f"{what} must be a number in [0, 1], got {value!r}"
+    if math.isnan(value):
+        return None, f"{what} must be a number in [0, 1], got NaN"
+    return float(value), None
+
+
+def _probabilities(value: Any, field: str) -> tuple[dict[str, float] | None, str | None]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None, f"{field} must be an object {{label: probability}}, got {value!r:.60}"
+    if not isinstance(value, dict) or not value:
+        return None, f"{field} must be an object {{label: probability}}, got {value!r:.60}"
+    out: dict[str, float] = {}
+    for label, p in value.items():
+        prob, problem = _probability(p, f"{field}[{label!r}]")
+        if problem:
+            return None, problem
+        out[str(label)] = float(prob or 0.0)
+    total = sum(out.values())
+    if abs(total - 1.0) > 1e-3:
+        return None, f"{field} must sum to 1 (got {total:.4g}); normalise them or drop the field"
+    return out, None
 
 
 def _text_of(value: Any) -> str | None:
@@ -62,7 +108,7 @@ def _iter_inspect(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"{path}:samples[{i}]", sample
 
 
-def read_predictions(spec: FileModel, path: Path) -> dict[str, str]:
+def read_predictions(spec: FileModel, path: Path) -> dict[str, Prediction]:
     """Outputs by sample id; every unreadable row and duplicate id is reported together."""
     fmt: str = spec.format
     if fmt == "auto":
@@ -75,9 +121,9 @@ def read_predictions(spec: FileModel, path: Path) -> dict[str, str]:
     if not path.is_file():
         raise DataError([Problem(str(path), "predictions file not found")])
     problems: list[Problem] = []
-    out: dict[str, str] = {}
+    out: dict[str, Prediction] = {}
 
-    def add(where: str, sid: Any, text: str | None) -> None:
+    def add(where: str, sid: Any, text: str | None, rec: dict[str, Any] | None = None) -> None:
         if sid is None or isinstance(sid, bool) or not isinstance(sid, str | int):
             problems.append(Problem(where, f"no usable sample id (got {sid!r})"))
         elif text is None:
@@ -85,7 +131,18 @@ def read_predictions(spec: FileModel, path: Path) -> dict[str, str]:
         elif str(sid) in out:
             problems.append(Problem(where, f"duplicate id {sid!r}"))
         else:
-            out[str(sid)] = text
+            conf = probs = None
+            if rec is not None and rec.get(spec.confidence_field) not in (None, ""):
+                conf, problem = _probability(rec[spec.confidence_field], spec.confidence_field)
+                if problem:
+                    problems.append(Problem(where, problem))
+            if rec is not None and rec.get(spec.probabilities_field) not in (None, ""):
+                probs, problem = _probabilities(
+                    rec[spec.probabilities_field], spec.probabilities_field
+                )
+                if problem:
+                    problems.append(Problem(where, problem))
+            out[str(sid)] = Prediction(text, conf, probs)
 
     if fmt == "inspect":
         for where, sample in _iter_inspect(path):
@@ -105,19 +162,21 @@ def read_predictions(spec: FileModel, path: Path) -> dict[str, str]:
                 add(where, sid, _text_of(rec.get("filtered_resps", rec.get("resps"))))
             else:
                 value = rec.get(spec.output_field)
-                add(where, rec.get(spec.id_field), value if isinstance(value, str) else None)
+                text = value if isinstance(value, str) else None
+                add(where, rec.get(spec.id_field), text, rec)
     if problems:
         raise DataError(problems[:50], source=str(path), more=max(0, len(problems) - 50))
     return out
 
 
 class FileBackend:
-    """Serves precomputed outputs; a sample with no prediction fails with a clear error."""
+    """Serves precomputed outputs (and the file's confidences and label probabilities); a
+    sample with no prediction fails with a clear error."""
 
     def __init__(self, spec: FileModel, *, root: Path) -> None:
         self.spec = spec
         self.path = (root / spec.path).resolve()
-        self._outputs: dict[str, str] | None = None
+        self._outputs: dict[str, Prediction] | None = None
 
     def identity(self) -> dict[str, Any]:
         from heldout.plan import sha256_file
@@ -129,8 +188,8 @@ class FileBackend:
         if self._outputs is None:
             self._outputs = read_predictions(self.spec, self.path)
         for req in requests:
-            text = self._outputs.get(req.sample_id)
-            if text is None:
+            pred = self._outputs.get(req.sample_id)
+            if pred is None:
                 on_result(
                     Generation(
                         req.sample_id,
@@ -139,7 +198,17 @@ class FileBackend:
                     )
                 )
             else:
-                on_result(Generation(req.sample_id, text))
+                lp = None
+                if pred.probabilities is not None and req.choices:
+                    lp = {
+                        lab: math.log(p) if p > 0 else -math.inf
+                        for lab, p in pred.probabilities.items()
+                    }
+                on_result(
+                    Generation(
+                        req.sample_id, pred.text, choice_logprobs=lp, confidence=pred.confidence
+                    )
+                )
 
     async def close(self) -> None:
         return None

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from heldout.data import FieldMap, Sample, load_samples, placeholders
+from heldout.data import FieldMap, Sample, iter_records, load_samples, placeholders
 from heldout.data._template import DEFAULT_TEMPLATE
 from heldout.errors import DataError, HeldoutError, PlanError, Problem, UnknownNameError
 from heldout.plan._model import (
@@ -406,6 +406,30 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
     if models.reference is not None and models.reference == models.candidate:
         add(["models", "reference"], "is identical to models.candidate")
 
+    seen: dict[str, int] = {}
+    for i, g in enumerate(plan.guardrails):
+        key = (
+            f"calibration {g.calibration} on {g.suite or 'the gold set'}"
+            if isinstance(g, CalibrationGuardrail)
+            else f"slices {sorted(g.slices)}"
+            if isinstance(g, SliceGuardrail)
+            else ""
+        )
+        if key and key in seen:
+            add(
+                ["guardrails", i],
+                f"repeats guardrails[{seen[key]}] ({key}): one gate per measure; remove one",
+            )
+        seen.setdefault(key, i)
+        if isinstance(g, CalibrationGuardrail):
+            for role in ("base", "candidate"):
+                why = _no_probabilities(getattr(models, role), loaded)
+                if why:
+                    add(
+                        ["guardrails", i, "calibration"],
+                        f"models.{role} cannot supply probabilities: {why}",
+                    )
+
     suite_names: dict[str, int] = {}
     for i, g in enumerate(plan.guardrails):
         if isinstance(g, SuiteGuardrail):
@@ -461,6 +485,34 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
                         "classification metric: it has no label probabilities",
                     )
     return out
+
+
+def _no_probabilities(model: Any, loaded: LoadedPlan) -> str | None:
+    """Why ``model`` cannot give label probabilities or a confidence, or None if it can
+    (hf and openai backends return log-probabilities; a file must carry a column of them)."""
+    if isinstance(model, MockModel):
+        return "a mock backend scripts text only"
+    if not isinstance(model, FileModel):
+        return None
+    if model.format in ("lm-eval", "inspect"):
+        return (
+            f"{model.format} logs carry no per-label probabilities here; export predictions "
+            f"with a '{model.confidence_field}' or '{model.probabilities_field}' column"
+        )
+    path = loaded.resolve(model.path)
+    if not path.is_file():
+        return None  # reported as a missing file
+    fields = (model.confidence_field, model.probabilities_field)
+    try:
+        for _, rec in iter_records(path):
+            if isinstance(rec, dict) and any(rec.get(f) not in (None, "") for f in fields):
+                return None
+    except HeldoutError:
+        return None  # an unreadable file is reported when it is read
+    return (
+        f"{path.name} has no '{model.confidence_field}' (probability of the answer) or "
+        f"'{model.probabilities_field}' ({{label: p}}) column"
+    )
 
 
 def _schema_file_problems(schema_path: Path, node: yaml.Node | None) -> list[Problem]:

@@ -155,6 +155,16 @@ class FileModel(_Strict):
     )
     id_field: str = Field(default="id", description="Column with the sample id.")
     output_field: str = Field(default="output", description="Column with the model output.")
+    confidence_field: str = Field(
+        default="confidence",
+        description="Optional column: the model's probability for its own answer (0–1), for "
+        "calibration guardrails.",
+    )
+    probabilities_field: str = Field(
+        default="probabilities",
+        description="Optional column: per-label probabilities, an object {label: p} (a JSON "
+        "string in CSV), for calibration guardrails.",
+    )
 
 
 class MockModel(_Strict):
@@ -236,8 +246,17 @@ class SuiteGuardrail(_Strict):
 class CalibrationGuardrail(_Strict):
     """Calibration must not get worse by more than max_increase."""
 
-    calibration: Literal["ece", "brier"] = Field(description="Calibration measure.")
+    calibration: Literal["ece", "brier"] = Field(
+        description="Gated measure: 'ece' (expected calibration error) or 'brier' (Brier "
+        "score of the confidence in the answer given). Both are reported."
+    )
     max_increase: float = Field(ge=0.0, le=1.0, description="Largest tolerated increase.")
+    bins: int = Field(
+        default=15, ge=2, le=100, description="Bins of the ECE and of the reliability table."
+    )
+    binning: Literal["width", "mass"] = Field(
+        default="width", description="'width': equal-width bins; 'mass': equal-count bins."
+    )
     suite: str | None = Field(
         default=None,
         description="Measure calibration on this classification suite guardrail instead of "

@@ -105,24 +105,57 @@ def score(
     return spec([s.target for s in ds.samples], preds, options=ds.options)
 
 
-def calibration_data(
-    ds: Dataset, gens: dict[str, Generation]
-) -> tuple[np.ndarray, np.ndarray] | None:
+@dataclass(frozen=True, slots=True)
+class CalibrationData:
+    """Per sample: the model's confidence in the answer it gave, and whether that answer (the
+    parsed output; unparseable or failed = wrong) is correct. ``missing`` counts samples
+    without any probability (then the data cannot be used: ``usable`` is False)."""
+
+    confidence: np.ndarray
+    correct: np.ndarray
+    missing: int
+    source: str
+
+    @property
+    def usable(self) -> bool:
+        return self.missing == 0 and self.confidence.size > 0
+
+
+def calibration_data(ds: Dataset, gens: dict[str, Generation]) -> CalibrationData:
+    """Confidence from the label probabilities when the backend gave them (the probability of
+    the label the output names; of the most probable label when the output names none), else
+    from a per-sample ``confidence`` (a file's column)."""
     labels = ds.options.labels or ()
-    conf, correct = [], []
-    for s in ds.samples:
-        lp = gens[s.id].choice_logprobs
-        if not lp or not labels:
-            return None
-        values = np.array([lp.get(lab, -math.inf) for lab in labels], dtype=np.float64)
-        if not np.isfinite(values).any():
-            return None
-        probs = np.exp(values - values[np.isfinite(values)].max())
-        probs /= probs.sum()
-        k = int(np.argmax(probs))
-        conf.append(float(probs[k]))
-        correct.append(float(labels[k] == s.target))
-    return np.array(conf), np.array(correct)
+    texts = [gens[s.id].text or "" for s in ds.samples]
+    parsed = parse_labels(texts, labels, ds.options.aliases, match=ds.options.label_match)
+    conf, correct, missing, sources = [], [], 0, set()
+    for s, label in zip(ds.samples, parsed, strict=True):
+        g = gens[s.id]
+        lp = g.choice_logprobs
+        values = (
+            np.array([lp.get(lab, -math.inf) for lab in labels], dtype=np.float64)
+            if lp and labels
+            else None
+        )
+        if values is not None and np.isfinite(values).any():
+            probs = np.exp(values - values[np.isfinite(values)].max())
+            probs /= probs.sum()
+            k = labels.index(label) if label is not None else int(np.argmax(probs))
+            conf.append(float(probs[k]))
+            sources.add("label probabilities")
+        elif g.confidence is not None:
+            conf.append(float(g.confidence))
+            sources.add("stated confidence")
+        else:
+            missing += 1
+            continue
+        correct.append(float(g.ok and label is not None and label == s.target))
+    return CalibrationData(
+        np.array(conf, dtype=np.float64),
+        np.array(correct, dtype=np.float64),
+        missing,
+        " and ".join(sorted(sources)),
+    )
 
 
 def secondary_metrics(shape: str, gold: Dataset) -> list[str]:

@@ -15,10 +15,11 @@ from heldout.stats import (
     Comparison,
     Interval,
     StatsOptions,
+    binary_brier,
+    calibration_change,
     compare,
     compare_slices,
     ece,
-    ece_change,
     reliability,
 )
 from heldout.suites import BUILTIN_SUITES
@@ -68,54 +69,10 @@ def guardrail_gates(
                 )
             )
         elif isinstance(g, CalibrationGuardrail):
-            cal_ds = next(
-                d for d in datasets if d.name == ("gold" if g.suite is None else f"suite:{g.suite}")
-            )
-            base_cal = calibration_data(cal_ds, gens[("base", cal_ds.name)])
-            cand_cal = calibration_data(cal_ds, gens[("candidate", cal_ds.name)])
-            if base_cal is None or cand_cal is None:
-                nan = Interval(float("nan"), float("nan"), float("nan"), stats.confidence, "none")
-                gates.append(
-                    noninferiority_gate(
-                        f"calibration {g.calibration}",
-                        nan,
-                        g.max_increase,
-                        len(gold.samples),
-                        kind="calibration",
-                        unresolved=g.unresolved,
-                        detail="no label probabilities from a model: its backend did not return "
-                        "them",
-                    )
-                )
-                continue
-            change = ece_change(*base_cal, *cand_cal, stats)
-            calibration_info = {
-                "metric": "ece",
-                "dataset": cal_ds.name,
-                "base_ece": ece(*base_cal),
-                "candidate_ece": ece(*cand_cal),
-                "increase": interval_record(change).model_dump(),
-                "reliability": {
-                    role: [asdict(b) for b in reliability(*data, bins=10)]
-                    for role, data in (("base", base_cal), ("candidate", cand_cal))
-                },
-            }
-            improvement = Interval(
-                -change.estimate, -change.high, -change.low, change.confidence, change.method
-            )
-            gates.append(
-                noninferiority_gate(
-                    f"calibration ece ({cal_ds.name})",
-                    improvement,
-                    g.max_increase,
-                    len(cal_ds.samples),
-                    kind="calibration",
-                    fail_when=g.fail_when,
-                    unresolved=g.unresolved,
-                    detail=f"ECE base {calibration_info['base_ece']:.4f} → candidate "
-                    f"{calibration_info['candidate_ece']:.4f}",
-                )
-            )
+            gate, info = calibration_gate(g, datasets, gens, stats)
+            gates.append(gate)
+            if info is not None and calibration_info is None:
+                calibration_info = info
         elif isinstance(g, SliceGuardrail):
             per = compare_slices(
                 metadata,
@@ -137,6 +94,82 @@ def guardrail_gates(
                 )
             )
     return comparisons, gates, calibration_info
+
+
+def calibration_gate(
+    g: CalibrationGuardrail,
+    datasets: list[Dataset],
+    gens: dict[tuple[str, str], dict[str, Generation]],
+    stats: StatsOptions,
+) -> tuple[GateResult, dict[str, Any] | None]:
+    """Non-inferiority of the gated measure (ECE or Brier) on the guardrail's dataset, with
+    the plan's bins for both the gate and the reliability table."""
+    ds = next(d for d in datasets if d.name == ("gold" if g.suite is None else f"suite:{g.suite}"))
+    base_cal = calibration_data(ds, gens[("base", ds.name)])
+    cand_cal = calibration_data(ds, gens[("candidate", ds.name)])
+    name = f"calibration {g.calibration} ({ds.name})"
+    if not (base_cal.usable and cand_cal.usable):
+        lacking = ", ".join(
+            f"{role} {cal.missing} of {len(ds.samples)}"
+            for role, cal in (("base", base_cal), ("candidate", cand_cal))
+            if cal.missing
+        )
+        nan = Interval(float("nan"), float("nan"), float("nan"), stats.confidence, "none")
+        detail = (
+            f"samples without label probabilities or a confidence: {lacking}; use a backend "
+            "that returns logprobs, or give a 'confidence' or 'probabilities' column in the "
+            "predictions file"
+        )
+        gate = noninferiority_gate(
+            name, nan, g.max_increase, len(ds.samples), kind="calibration",
+            unresolved=g.unresolved, detail=detail,
+        )  # fmt: skip
+        return gate, None
+    base_xy, cand_xy = (
+        (base_cal.confidence, base_cal.correct),
+        (cand_cal.confidence, cand_cal.correct),
+    )
+    bins, binning = g.bins, g.binning
+    change = calibration_change(
+        g.calibration, *base_xy, *cand_xy, stats, bins=bins, binning=binning
+    )
+    values = {
+        role: {
+            "ece": ece(*xy, bins=bins, binning=binning),
+            "brier": binary_brier(*xy),
+        }
+        for role, xy in (("base", base_xy), ("candidate", cand_xy))
+    }
+    info = {
+        "metric": g.calibration,
+        "dataset": ds.name,
+        "bins": g.bins,
+        "binning": g.binning,
+        "source": {"base": base_cal.source, "candidate": cand_cal.source},
+        "base_ece": values["base"]["ece"],
+        "candidate_ece": values["candidate"]["ece"],
+        "base_brier": values["base"]["brier"],
+        "candidate_brier": values["candidate"]["brier"],
+        "increase": interval_record(change).model_dump(),
+        "reliability": {
+            role: [asdict(b) for b in reliability(*xy, bins=bins, binning=binning)]
+            for role, xy in (("base", base_xy), ("candidate", cand_xy))
+        },
+    }
+    improvement = Interval(
+        -change.estimate, -change.high, -change.low, change.confidence, change.method
+    )
+    m = g.calibration
+    detail = (
+        f"{m.upper() if m == 'ece' else 'Brier'} base {values['base'][m]:.4f} → candidate "
+        f"{values['candidate'][m]:.4f} ({g.bins} {g.binning} bins; correctness of the parsed "
+        "output, unparseable = wrong)"
+    )
+    gate = noninferiority_gate(
+        name, improvement, g.max_increase, len(ds.samples), kind="calibration",
+        fail_when=g.fail_when, unresolved=g.unresolved, detail=detail,
+    )  # fmt: skip
+    return gate, info
 
 
 def _drops(base: dict[str, float], cand: dict[str, float], what: str, top: int = 3) -> str:

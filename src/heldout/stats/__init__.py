@@ -6,7 +6,9 @@ Every random draw takes its seed from :class:`StatsOptions` (recorded with resul
 from heldout.stats._bootstrap import bca_interval, bootstrap_distribution
 from heldout.stats._calibration import (
     ReliabilityBin,
+    binary_brier,
     brier_score,
+    calibration_change,
     ece,
     ece_change,
     reliability,
@@ -54,9 +56,11 @@ __all__ = [
     "align_ids",
     "assess_power",
     "bca_interval",
+    "binary_brier",
     "bootstrap_distribution",
     "bootstrap_mean_delta",
     "brier_score",
+    "calibration_change",
     "compare",
     "compare_slices",
     "detectable_lift",

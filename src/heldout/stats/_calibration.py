@@ -14,9 +14,20 @@ from heldout.stats._bootstrap import bca_interval, bootstrap_distribution
 from heldout.stats._compare import StatsOptions
 from heldout.stats._intervals import Interval
 
-__all__ = ["ReliabilityBin", "brier_score", "ece", "ece_change", "reliability"]
+__all__ = [
+    "Binning",
+    "CalibrationMeasure",
+    "ReliabilityBin",
+    "binary_brier",
+    "brier_score",
+    "calibration_change",
+    "ece",
+    "ece_change",
+    "reliability",
+]
 
 Binning = Literal["width", "mass"]
+CalibrationMeasure = Literal["ece", "brier"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +140,47 @@ def brier_score(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     onehot = np.zeros_like(p)
     onehot[np.arange(p.shape[0]), y.astype(np.intp)] = 1.0
     return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
+
+
+def binary_brier(confidences: npt.ArrayLike, correct: npt.ArrayLike) -> float:
+    """Brier score of the confidence in the answer given: mean((confidence − correct)²), as
+    ``sklearn.metrics.brier_score_loss(correct, confidence)``. It needs only the confidence
+    of the model's own answer, so it applies to every source (label probabilities, a file's
+    ``confidence`` column, verbalised confidence)."""
+    c, y = _validate(confidences, correct)
+    return float(np.mean((c - y) ** 2))
+
+
+def calibration_change(
+    measure: CalibrationMeasure,
+    base_conf: npt.ArrayLike,
+    base_correct: npt.ArrayLike,
+    cand_conf: npt.ArrayLike,
+    cand_correct: npt.ArrayLike,
+    options: StatsOptions,
+    *,
+    bins: int = 15,
+    binning: Binning = "width",
+) -> Interval:
+    """measure(candidate) − measure(base), paired bootstrap percentile interval; ``measure``
+    is ``ece`` (with ``bins`` and ``binning``) or ``brier`` (:func:`binary_brier`)."""
+    if measure == "ece":
+        return ece_change(
+            base_conf, base_correct, cand_conf, cand_correct, options, bins=bins, binning=binning
+        )
+    if measure != "brier":
+        raise HeldoutError(f"unknown calibration measure {measure!r}; known: ece, brier")
+    bc, by = _validate(base_conf, base_correct)
+    cc, cy = _validate(cand_conf, cand_correct)
+    if bc.size != cc.size:
+        raise HeldoutError("base and candidate calibration data must be paired (same length)")
+    diff = (cc - cy) ** 2 - (bc - by) ** 2
+
+    def stat(idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        return np.asarray(diff[idx].mean(axis=1), dtype=np.float64)
+
+    reps = bootstrap_distribution(stat, diff.size, options.resamples, options.rng())
+    return bca_interval(reps, float(diff.mean()), options.confidence, acceleration=None)
 
 
 def ece_change(
