@@ -110,23 +110,57 @@ def test_macro_f1_comparison_is_a_jackknife_t_interval() -> None:
     assert (cmp.p_value < 0.05) == cmp.delta.excludes(0.0)
 
 
-def test_large_n_f1_uses_the_bootstrap_standard_error() -> None:
-    """Above the jackknife's size limit the SE is the bootstrap's (oracle: the standard error
-    scipy.stats.bootstrap reports for the same statistic)."""
-    y, base_pred, cand_pred, t, bp, cp = _codes_data(3, 2_500)
-    spec = get_metric("micro_f1")
+def test_f1_jackknife_from_sufficient_statistics_at_large_n() -> None:
+    """Above the index jackknife's size limit, F1 metrics still get the jackknife, from their
+    confusion counts in O(n): equal to scikit-learn's macro F1 on every leave-one-out set."""
+    from heldout.stats._bootstrap import JACKKNIFE_MAX_N
+
+    n = JACKKNIFE_MAX_N + 100
+    y, base_pred, cand_pred, t, bp, cp = _codes_data(3, n)
+    spec = get_metric("macro_f1")
     opts = MetricOptions(labels=("a", "b", "c"))
     base, cand = spec(y, base_pred, options=opts), spec(y, cand_pred, options=opts)
-    cmp = compare(base, cand, spec, StatsOptions(resamples=4_000, seed=1))
+    cmp = compare(base, cand, spec, StatsOptions(resamples=500, seed=1))
+    assert cmp.test == "jackknife-t"
+    # leave-one-out values only depend on the left-out sample's (true, base, cand) labels
+    loo = np.empty(n)
+    cache: dict[tuple[int, int, int], float] = {}
+    for i in range(n):
+        key = (int(t[i]), int(bp[i]), int(cp[i]))
+        if key not in cache:
+            cache[key] = _sk_delta(*(np.delete(a, i) for a in (t, bp, cp)))
+        loo[i] = cache[key]
+    se = float(np.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2)))
+    half = sps.t.ppf(0.975, n - 1) * se
+    assert (cmp.delta.high - cmp.delta.low) / 2 == pytest.approx(half, rel=1e-9)
+
+
+def test_plugin_metric_without_sufficient_statistics_uses_the_bootstrap_se() -> None:
+    """A metric that only gives a resampler, above the jackknife's size limit: the SE is the
+    bootstrap's (oracle: the standard error scipy.stats.bootstrap reports)."""
+    from heldout.metrics import MetricResult
+    from heldout.stats._bootstrap import JACKKNIFE_MAX_N
+
+    n = JACKKNIFE_MAX_N + 500
+    rng = np.random.default_rng(3)
+    b_hits, c_hits = rng.random(n) < 0.6, rng.random(n) < 0.7
+    spec = get_metric("macro_f1")  # any non-mean spec; the results below carry the statistic
+
+    def result(hits: np.ndarray) -> MetricResult:  # type: ignore[type-arg]
+        values = hits.astype(float)
+        return MetricResult(
+            "ratio", float(values.mean()), values, resampler=lambda idx: values[idx].mean(axis=1)
+        )
+
+    cmp = compare(result(b_hits), result(c_hits), spec, StatsOptions(resamples=4_000, seed=1))
     assert cmp.test == "bootstrap-se-t"
+    diff = c_hits.astype(float) - b_hits.astype(float)
     ref = sps.bootstrap(
-        (np.arange(len(y)),),
-        lambda i, axis: np.mean(cp[i] == t[i], axis=axis) - np.mean(bp[i] == t[i], axis=axis),
-        n_resamples=4_000,
-        random_state=np.random.default_rng(2),
+        (diff,), np.mean, n_resamples=4_000, random_state=np.random.default_rng(2)
     ).standard_error
     half = (cmp.delta.high - cmp.delta.low) / 2
-    assert half / sps.t.ppf(0.975, len(y) - 1) == pytest.approx(ref, rel=0.05)
+    assert half / sps.t.ppf(0.975, n - 1) == pytest.approx(ref, rel=0.05)
+    assert (cmp.p_value < 0.05) == cmp.delta.excludes(0.0)
 
 
 def test_bca_matches_scipy_on_the_same_replicates_ties_included() -> None:

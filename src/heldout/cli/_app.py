@@ -180,6 +180,18 @@ def _power_warning(loaded: Any) -> None:
         err.print(f"[yellow]warning:[/] {n} gold samples are too few: {pa.describe()}")
     else:
         out.print(f"power: {pa.describe()}", highlight=False)
+    _resolvability_notes(loaded)
+
+
+def _resolvability_notes(loaded: Any) -> None:
+    """Each guardrail's chance to pass when nothing got worse; warn below 50%."""
+    from heldout.plan import guardrail_resolvability
+
+    for r in guardrail_resolvability(loaded):
+        if r.pass_chance is not None and r.pass_chance < 0.5:
+            err.print(f"[yellow]warning:[/] guardrail {r.describe()}", highlight=False)
+        else:
+            out.print(f"guardrail {r.describe()}", highlight=False)
 
 
 @plan_app.command("lock")
@@ -192,6 +204,7 @@ def plan_lock(plan: PlanOpt = DEFAULT_PLAN) -> None:
     out.print(f"[green]locked[/] {plan} → {path} (plan sha256 {plan_sha256(loaded)[:12]}…)")
     for key, rel in referenced_files(loaded.plan).items():
         out.print(f"  {key}: {rel}")
+    _resolvability_notes(loaded)
 
 
 @plan_app.command("verify")
@@ -252,19 +265,27 @@ def list_metrics(
 @app.command("suites")
 def list_suites() -> None:
     """List the built-in regression suites: grader, size and what each guards."""
+    from heldout.stats._power import DEFAULT_GUARD_DISCORDANCE, resolvable_margin
     from heldout.suites import BUILTIN_SUITES
 
-    table = Table("suite", "grader", "prompts", "sha256", "what it guards")
+    table = Table("suite", "grader", "prompts", "resolves", "sha256", "what it guards")
     for suite in BUILTIN_SUITES.values():
         data = suite.path.read_bytes()
+        n = data.count(b"\n")
         table.add_row(
             suite.name,
             suite.metric,
-            str(data.count(b"\n")),
+            str(n),
+            f"{resolvable_margin(n):.3f}",
             hashlib.sha256(data).hexdigest()[:12],
             suite.description,
         )
     out.print(table)
+    out.print(
+        f"resolves: the smallest max_drop the suite passes with 80% chance when nothing got "
+        f"worse (95% confidence, models disagreeing on {DEFAULT_GUARD_DISCORDANCE:.0%} of "
+        "prompts); a smaller max_drop mostly ends unresolved: bring a larger suite with 'data'"
+    )
     out.print("use one in the plan: guardrails: [{suite: general, max_drop: 0.05}]")
 
 

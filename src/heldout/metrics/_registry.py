@@ -22,6 +22,7 @@ __all__ = [
     "MetricOptions",
     "MetricResult",
     "MetricSpec",
+    "SufficientStats",
     "get_metric",
     "metric",
     "metric_names",
@@ -48,6 +49,47 @@ class MetricOptions:
     inputs: Sequence[str] | None = None
 
 
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class SufficientStats:
+    """An aggregate that is a function of per-sample sums: ``fn(sums)`` maps (B, m) sums to
+    (B,) values. Each sample adds either 1 to one of ``m`` cells (``codes``: a confusion-matrix
+    cell) or a row of ``rows`` (n, m) (tp, predicted, gold counts).
+
+    It makes the jackknife O(n·m) instead of O(n²) (a leave-one-out sum is the total minus
+    one sample's row; with codes there are only m distinct leave-one-out values), so F1-type
+    metrics get their jackknife interval at any n.
+    """
+
+    m: int
+    fn: Callable[[F64], F64]
+    codes: npt.NDArray[np.intp] | None = None
+    rows: F64 | None = None
+
+    def sums(self, idx: npt.NDArray[np.intp]) -> F64:
+        """(B, m) sums of each row of a (B, k) index matrix."""
+        idx = np.atleast_2d(idx)
+        if self.codes is not None:
+            b = idx.shape[0]
+            flat = (np.arange(b)[:, None] * self.m + self.codes[idx]).ravel()
+            return np.bincount(flat, minlength=b * self.m).reshape(b, self.m).astype(np.float64)
+        if self.rows is None:
+            raise HeldoutError("SufficientStats needs codes or rows")
+        return np.asarray(self.rows[idx].sum(axis=1), dtype=np.float64)
+
+    def leave_one_out(self, rows: npt.NDArray[np.intp]) -> F64:
+        """The aggregate on ``rows`` with each of them left out in turn."""
+        total = self.sums(rows[None, :])[0]
+        if self.codes is not None:
+            per_cell = self.fn(total[None, :] - np.eye(self.m))
+            return np.asarray(per_cell[self.codes[rows]], dtype=np.float64)
+        if self.rows is None:
+            raise HeldoutError("SufficientStats needs codes or rows")
+        return np.asarray(self.fn(total[None, :] - self.rows[rows]), dtype=np.float64)
+
+
 @dataclass(frozen=True, slots=True)
 class MetricResult:
     """Per-sample values plus the aggregate the metric reports.
@@ -55,7 +97,7 @@ class MetricResult:
     ``details`` holds extra tables (confusion matrix, per class). ``resample`` recomputes the
     aggregate for each row of a (B, n) matrix of sample indices, vectorised: it is what the
     bootstrap uses. For metrics that are means of per-sample values it defaults to the row
-    means; metrics like macro F1 supply their own from per-sample sufficient statistics.
+    means; metrics like macro F1 give ``sufficient`` statistics (or their own ``resampler``).
     """
 
     name: str
@@ -63,12 +105,25 @@ class MetricResult:
     per_sample: npt.NDArray[np.float64]
     details: Mapping[str, Any] = field(default_factory=dict)
     resampler: Callable[[npt.NDArray[np.intp]], npt.NDArray[np.float64]] | None = None
+    sufficient: SufficientStats | None = None
+
+    @property
+    def recomputed(self) -> bool:
+        """The aggregate is recomputed from resampled samples, not a mean of ``per_sample``."""
+        return self.resampler is not None or self.sufficient is not None
 
     def resample(self, idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
         """Aggregate of each resample; ``idx`` has shape (B, n) (or (n,) for one)."""
+        if self.sufficient is not None:
+            return self.sufficient.fn(self.sufficient.sums(idx))
         if self.resampler is not None:
             return self.resampler(np.atleast_2d(idx))
         return np.asarray(self.per_sample[np.atleast_2d(idx)].mean(axis=1), dtype=np.float64)
+
+    def leave_one_out(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64] | None:
+        """The aggregate on ``rows`` with each left out in turn, when it is cheap (sufficient
+        statistics); None otherwise (the caller falls back to index jackknifing)."""
+        return None if self.sufficient is None else self.sufficient.leave_one_out(rows)
 
 
 class MetricFn(Protocol):

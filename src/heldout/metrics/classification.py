@@ -17,7 +17,13 @@ import numpy as np
 import numpy.typing as npt
 
 from heldout.errors import MetricInputError
-from heldout.metrics._registry import LabelMatch, MetricOptions, MetricResult, metric
+from heldout.metrics._registry import (
+    LabelMatch,
+    MetricOptions,
+    MetricResult,
+    SufficientStats,
+    metric,
+)
 
 __all__ = [
     "LABEL_MATCHES",
@@ -211,17 +217,12 @@ def _label_set(y_true: Sequence[Any], options: MetricOptions) -> tuple[str, ...]
     return tuple(sorted(set(y_true)))
 
 
-def f1_resampler(
-    t: npt.NDArray[np.int64], p: npt.NDArray[np.int64], k: int, average: str, zero_division: float
-) -> Any:
-    """Vectorised F1 of resampled rows: (B, n) index matrix → (B,) scores."""
-    codes = t * (k + 1) + p
-    cells = k * (k + 1)
+def f1_from_confusion(k: int, average: str, zero_division: float) -> Any:
+    """(B, k·(k+1)) flattened confusion matrices (rows: true label; columns: labels +
+    unparseable) → (B,) F1 with ``average`` micro, macro or weighted, as scikit-learn."""
 
-    def resample(idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
-        b = idx.shape[0]
-        flat = (np.arange(b)[:, None] * cells + codes[idx]).ravel()
-        cm = np.bincount(flat, minlength=b * cells).reshape(b, k, k + 1).astype(np.float64)
+    def f1(sums: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        cm = sums.reshape(-1, k, k + 1)
         tp = np.einsum("bii->bi", cm[:, :, :k])
         predicted = cm[:, :, :k].sum(axis=1)
         support = cm.sum(axis=2)
@@ -231,14 +232,23 @@ def f1_resampler(
             return np.asarray(
                 np.where(tot > 0, 2 * tp.sum(axis=1) / np.where(tot > 0, tot, 1), zero_division)
             )
-        f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), zero_division)
+        per_class = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), zero_division)
         if average == "macro":
-            return np.asarray(f1.mean(axis=1))
+            return np.asarray(per_class.mean(axis=1))
         total = support.sum(axis=1)
-        weighted = (f1 * support).sum(axis=1) / np.where(total > 0, total, 1)
+        weighted = (per_class * support).sum(axis=1) / np.where(total > 0, total, 1)
         return np.asarray(np.where(total > 0, weighted, zero_division))
 
-    return resample
+    return f1
+
+
+def f1_sufficient(
+    t: npt.NDArray[np.int64], p: npt.NDArray[np.int64], k: int, average: str, zero_division: float
+) -> SufficientStats:
+    """F1 as a function of confusion-matrix counts: each sample adds 1 to its cell."""
+    return SufficientStats(
+        k * (k + 1), f1_from_confusion(k, average, zero_division), codes=(t * (k + 1) + p)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,9 +287,10 @@ def _f1_metric(name: str, attr: str) -> None:
         ev = _evaluate(y_true, y_pred, options)
         k = len(ev.report.labels)
         average = attr.split("_")[0]
-        resampler = f1_resampler(ev.true_codes, ev.pred_codes, k, average, ev.zero_division)
+        stats = f1_sufficient(ev.true_codes, ev.pred_codes, k, average, ev.zero_division)
         details = {"report": ev.report.as_dict()}
-        return MetricResult(name, float(getattr(ev.report, attr)), ev.correct, details, resampler)
+        value = float(getattr(ev.report, attr))
+        return MetricResult(name, value, ev.correct, details, sufficient=stats)
 
     fn.__doc__ = f"{attr.replace('_', ' ')} over the label set (per-sample values: correctness)."
     metric(name, shapes=["classification"], higher_is_better=True, mean_of_samples=False)(fn)

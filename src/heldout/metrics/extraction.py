@@ -20,7 +20,7 @@ import numpy as np
 
 from heldout.errors import MetricInputError
 from heldout.metrics._inputs import check_aligned
-from heldout.metrics._registry import MetricOptions, MetricResult, metric
+from heldout.metrics._registry import MetricOptions, MetricResult, SufficientStats, metric
 
 __all__ = ["Span", "parse_spans", "span_scores"]
 
@@ -149,12 +149,12 @@ def span_scores(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOpt
     return _Counts(values, counts, dict(tp), dict(n_pred), dict(n_gold), unparseable)
 
 
-def counts_resampler(counts: np.ndarray[Any, np.dtype[np.float64]], index: int) -> Any:
-    """Micro precision (0), recall (1) or F1 (2) of resampled rows from per-sample
+def counts_sufficient(counts: np.ndarray[Any, np.dtype[np.float64]], index: int) -> Any:
+    """Micro precision (0), recall (1) or F1 (2) as a function of summed per-sample
     (tp, predicted, expected) counts."""
 
-    def resample(idx: np.ndarray[Any, np.dtype[np.intp]]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        tp, pred, gold = (counts[:, j][idx].sum(axis=1) for j in range(3))
+    def from_sums(sums: np.ndarray[Any, np.dtype[np.float64]]) -> Any:
+        tp, pred, gold = sums[:, 0], sums[:, 1], sums[:, 2]
         if index == 0:
             num, den = tp, pred
         elif index == 1:
@@ -163,7 +163,7 @@ def counts_resampler(counts: np.ndarray[Any, np.dtype[np.float64]], index: int) 
             num, den = 2 * tp, pred + gold
         return np.asarray(np.where(den > 0, num / np.where(den > 0, den, 1), 0.0))
 
-    return resample
+    return SufficientStats(3, from_sums, rows=counts)
 
 
 def _details(c: _Counts) -> dict[str, Any]:
@@ -187,7 +187,7 @@ def _register(name: str, index: int, doc: str) -> None:
             _overall(counts)[index],
             counts.per_sample_f1,
             _details(counts),
-            counts_resampler(counts.per_sample_counts, index),
+            sufficient=counts_sufficient(counts.per_sample_counts, index),
         )
 
     fn.__doc__ = doc

@@ -15,7 +15,7 @@ import numpy as np
 
 from heldout.errors import MetricInputError
 from heldout.metrics._inputs import check_aligned
-from heldout.metrics._registry import MetricOptions, MetricResult, metric
+from heldout.metrics._registry import MetricOptions, MetricResult, SufficientStats, metric
 
 __all__ = ["extract_first_json", "fields_equal", "parse_output"]
 
@@ -166,9 +166,9 @@ def field_f1(
     aggregate = 1.0 if total == 0 else 2 * tp_all / total
     details = {"tp": tp_all, "predicted": pred_all, "expected": true_all}
 
-    def resample(idx: Any) -> Any:
-        tp, predicted, expected = (counts[:, j][idx].sum(axis=1) for j in range(3))
-        den = predicted + expected
+    def from_sums(sums: Any) -> Any:
+        tp, den = sums[:, 0], sums[:, 1] + sums[:, 2]
         return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 1.0)
 
-    return MetricResult("field_f1", aggregate, values, details, resample)
+    stats = SufficientStats(3, from_sums, rows=counts)
+    return MetricResult("field_f1", aggregate, values, details, sufficient=stats)

@@ -32,7 +32,7 @@ from heldout.plan._model import (
     SuiteGuardrail,
     TaskSpec,
 )
-from heldout.plan._power import plan_power
+from heldout.plan._power import Resolvability, guardrail_resolvability, plan_power
 from heldout.plan._starter import write_starter
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "Models",
     "OpenAIModel",
     "Plan",
+    "Resolvability",
     "Shape",
     "SliceGuardrail",
     "StatsSpec",
@@ -60,6 +61,7 @@ __all__ = [
     "check_lock",
     "default_lock_path",
     "diff_lock",
+    "guardrail_resolvability",
     "load_plan",
     "plan_json_schema",
     "plan_power",

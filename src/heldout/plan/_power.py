@@ -1,18 +1,27 @@
-"""The plan's power check: one function that ``plan validate``, ``heldout run`` and
-``heldout power`` share, so that they agree, or say why they differ (the plan's assumption vs
-what a run measured)."""
+"""The plan's power check and its guardrails' resolvability.
+
+One power function that ``plan validate``, ``heldout run`` and ``heldout power`` share, so
+that they agree, or say why they differ (the plan's assumption vs what a run measured)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from heldout.errors import HeldoutError
 from heldout.metrics import get_metric
-from heldout.plan._model import Plan
+from heldout.plan._load import LoadedPlan
+from heldout.plan._model import Plan, SliceGuardrail, SuiteGuardrail
 from heldout.stats import Comparison, PowerAssessment, assess_power
+from heldout.stats._power import (
+    DEFAULT_GUARD_DISCORDANCE,
+    noninferiority_pass_chance,
+    noninferiority_samples_needed,
+)
 from heldout.stats._special import t_ppf
+from heldout.suites import BUILTIN_SUITES
 
-__all__ = ["plan_power"]
+__all__ = ["Resolvability", "guardrail_resolvability", "plan_power"]
 
 
 def plan_power(
@@ -65,3 +74,111 @@ def plan_power(
         )
     except HeldoutError:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolvability:
+    """A guardrail's chance to pass when nothing got worse, before any run."""
+
+    name: str
+    n: int
+    margin: float
+    pass_chance: float | None
+    samples_for_80: int | None
+    note: str = ""
+
+    def describe(self) -> str:
+        if self.pass_chance is None:
+            return f"{self.name}: {self.note}"
+        need = (
+            f"~{self.samples_for_80:,} would give 80%"
+            if self.samples_for_80 and self.samples_for_80 > self.n
+            else "enough samples"
+        )
+        return (
+            f"{self.name} (n={self.n:,}, max_drop {self.margin:g}): "
+            f"{self.pass_chance:.0%} chance to pass if nothing got worse; {need} ({self.note})"
+        )
+
+
+def guardrail_resolvability(loaded: LoadedPlan) -> list[Resolvability]:
+    """For each suite and slice guardrail with a binary metric: the exact chance it passes
+    (rather than staying unresolved) when the candidate broke nothing, assuming base and
+    candidate disagree on ``stats.discordance`` of the prompts (default 10%), and the samples
+    that would make that chance 80%. Calibration gates are bootstrapped: not estimated."""
+    plan = loaded.plan
+    psi = plan.stats.discordance or DEFAULT_GUARD_DISCORDANCE
+    conf = plan.stats.confidence
+    assumed = f"models disagreeing on {psi:.0%} of prompts"
+    out: list[Resolvability] = []
+    for g in plan.guardrails:
+        if isinstance(g, SuiteGuardrail):
+            n = len(loaded.suite_samples.get(g.suite) or [])
+            if not n and g.data is None and g.suite in BUILTIN_SUITES:
+                n = BUILTIN_SUITES[g.suite].size
+            out.append(_binary(f"suite {g.suite}", g.metric, n, g.max_drop, psi, conf, assumed))
+        elif isinstance(g, SliceGuardrail) and loaded.samples:
+            for fld in g.slices:
+                sizes: dict[str, int] = {}
+                for s in loaded.samples:
+                    if fld in s.metadata:
+                        key = str(s.metadata[fld])
+                        sizes[key] = sizes.get(key, 0) + 1
+                eligible = sorted(v for v in sizes.values() if v >= g.min_size)
+                name = f"slices {fld}"
+                if not eligible:
+                    out.append(
+                        Resolvability(name, 0, g.max_drop, None, None, "no slice is big enough")
+                    )
+                    continue
+                # every eligible slice must pass (disjoint samples: independent chances)
+                parts = [
+                    _binary(name, plan.primary_metric, k, g.max_drop, psi, conf, assumed)
+                    for k in eligible
+                ]
+                if any(p.pass_chance is None for p in parts):
+                    out.append(parts[0])
+                    continue
+                chance = math.prod(p.pass_chance or 0.0 for p in parts)
+                # 80% for all k slices together: each smallest-slice share needs 0.8^(1/k)
+                per_slice = (
+                    noninferiority_samples_needed(
+                        g.max_drop, discordance=psi, confidence=conf, power=0.8 ** (1 / len(parts))
+                    )
+                    if g.max_drop > 0
+                    else 0
+                )
+                scale = per_slice / eligible[0]
+                out.append(
+                    Resolvability(
+                        f"{name} ({len(eligible)} slices, smallest {eligible[0]})",
+                        sum(eligible),
+                        g.max_drop,
+                        chance,
+                        math.ceil(len(loaded.samples) * scale) if scale else None,
+                        assumed + "; all slices must pass",
+                    )
+                )
+    return out
+
+
+def _binary(
+    name: str, metric: str, n: int, margin: float, psi: float, conf: float, assumed: str
+) -> Resolvability:
+    try:
+        binary = get_metric(metric).binary
+    except HeldoutError:
+        binary = False
+    if not binary or n < 1:
+        why = "not a 0/1 metric: not estimated" if n else "size unknown"
+        return Resolvability(name, n, margin, None, None, why)
+    if margin <= 0:
+        return Resolvability(name, n, margin, 0.0, None, "max_drop 0 can never be shown")
+    return Resolvability(
+        name,
+        n,
+        margin,
+        noninferiority_pass_chance(n, margin, discordance=psi, confidence=conf),
+        noninferiority_samples_needed(margin, discordance=psi, confidence=conf),
+        assumed,
+    )

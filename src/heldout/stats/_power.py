@@ -31,15 +31,19 @@ from heldout.errors import HeldoutError
 from heldout.stats._special import log_factorials, norm_cdf, norm_ppf
 
 __all__ = [
+    "DEFAULT_GUARD_DISCORDANCE",
     "EXACT_MAX_N",
     "PowerAssessment",
     "PowerResult",
     "assess_power",
     "detectable_lift",
+    "noninferiority_pass_chance",
+    "noninferiority_samples_needed",
     "paired_t_detectable_lift",
     "paired_t_power",
     "paired_t_samples_needed",
     "power_of",
+    "resolvable_margin",
     "samples_needed",
 ]
 
@@ -369,3 +373,104 @@ def assess_power(
         source,
         paired_sd=paired_sd,
     )
+
+
+# --- guardrails: can a non-inferiority gate resolve? ---------------------------------------
+
+#: The share of prompts on which base and candidate are assumed to disagree when nothing got
+#: worse, for resolvability before any run (fine-tunes of one base agree on most prompts).
+DEFAULT_GUARD_DISCORDANCE = 0.1
+#: Above this many samples the pass chance uses the normal approximation (exact is O(n log n)
+#: Tango intervals; at 5,000 the two agree to about 0.005).
+NONINFERIORITY_EXACT_MAX_N = 5_000
+
+
+def noninferiority_pass_chance(
+    n: int,
+    margin: float,
+    *,
+    discordance: float = DEFAULT_GUARD_DISCORDANCE,
+    true_change: float = 0.0,
+    confidence: float = 0.95,
+) -> float:
+    """Chance that a binary guardrail of ``n`` paired samples *passes* (Tango lower bound above
+    −margin) when the true change is ``true_change``: exact, summing the multinomial of
+    (fixed, broken) over the pass region. At ``true_change = 0`` it is the chance that a
+    candidate that broke nothing is not left ``unresolved``."""
+    from heldout.stats._intervals import paired_proportion_interval
+
+    if n < 1 or not 0 <= margin < 1:
+        raise HeldoutError("n must be ≥ 1 and the margin in [0, 1)")
+    if not abs(true_change) <= discordance <= 1:
+        raise HeldoutError("discordance must be between |true_change| and 1")
+    if n > NONINFERIORITY_EXACT_MAX_N:  # normal approximation of the one-sided score test
+        z = -norm_ppf((1 - confidence) / 2)
+        se = math.sqrt(max(discordance - true_change**2, 1e-12) / n)
+        return norm_cdf((true_change + margin) / se - z)
+    p_fixed, p_broken = (discordance + true_change) / 2, (discordance - true_change) / 2
+    lf = log_factorials(n)
+    total = 0.0
+    sd = math.sqrt(n * discordance)
+    top = min(n, math.ceil(n * discordance + 12 * sd + 2))
+    for k in range(top + 1):  # k discordant pairs, f of them fixed
+        log_k = lf[n] - lf[k] - lf[n - k] + k * math.log(discordance)
+        log_k += (
+            (n - k) * math.log1p(-discordance) if discordance < 1 else (0 if k == n else -np.inf)
+        )
+        if not math.isfinite(log_k) or log_k < -80:
+            continue
+        f = np.arange(k + 1)
+        with np.errstate(divide="ignore"):
+            lp = lf[k] - lf[f] - lf[k - f]
+            lp = (
+                lp + f * math.log(p_fixed / discordance)
+                if p_fixed > 0
+                else np.where(f == 0, lp, -np.inf)
+            )
+            lp = (
+                lp + (k - f) * math.log(p_broken / discordance)
+                if p_broken > 0
+                else np.where(f == k, lp, -np.inf)
+            )
+
+        # the lower bound grows with f (k fixed): pass iff f ≥ the first passing f
+        def passes(x: int, k: int = k) -> bool:
+            return paired_proportion_interval(x, k - x, n, confidence).low > -margin
+
+        if not passes(k):
+            continue
+        lo, hi = -1, k  # passes(hi) holds; find the first passing f by bisection
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if passes(mid) else (mid, hi)
+        total += float(np.exp(log_k + lp[hi:]).sum())
+    return min(1.0, total)
+
+
+def noninferiority_samples_needed(
+    margin: float,
+    *,
+    discordance: float = DEFAULT_GUARD_DISCORDANCE,
+    confidence: float = 0.95,
+    power: float = 0.8,
+) -> int:
+    """Paired samples for an ``power`` chance to pass at zero true change (normal
+    approximation of the one-sided score test: n = (z_{α/2} + z_β)² ψ / margin²)."""
+    if not 0 < margin < 1:
+        raise HeldoutError("the margin must be in (0, 1) to be resolvable")
+    z = -norm_ppf((1 - confidence) / 2) + norm_ppf(power)
+    return max(2, math.ceil(z * z * discordance / margin**2))
+
+
+def resolvable_margin(
+    n: int,
+    *,
+    discordance: float = DEFAULT_GUARD_DISCORDANCE,
+    confidence: float = 0.95,
+    power: float = 0.8,
+) -> float:
+    """The smallest margin ``n`` paired samples pass with ``power`` chance at zero change."""
+    if n < 1:
+        raise HeldoutError("n must be ≥ 1")
+    z = -norm_ppf((1 - confidence) / 2) + norm_ppf(power)
+    return float(z * math.sqrt(discordance / n))

@@ -51,6 +51,11 @@ class BuiltinSuite:
     def path(self) -> Path:
         return _DATA / f"{self.name}.jsonl"
 
+    @property
+    def size(self) -> int:
+        """Prompts in the frozen file (one JSON object per line)."""
+        return self.path.read_bytes().count(b"\n")
+
 
 BUILTIN_SUITES: dict[str, BuiltinSuite] = {
     s.name: s
