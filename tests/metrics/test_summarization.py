@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +108,72 @@ def test_bad_inputs() -> None:
         rouge(["a"], ["a"], ["rougeX"])
     with pytest.raises(MetricInputError, match="prediction 0 is NoneType"):
         rouge(["a"], [None])  # type: ignore[list-item]
+
+
+def test_plan_options_stemmer_precision_recall_and_plugin_secondaries(tmp_path: Path) -> None:
+    """task.use_stemmer reaches ROUGE (oracle: RougeScorer(use_stemmer=True)); ROUGE precision
+    and recall and a plugin metric are secondary metrics, compared paired in results.json."""
+    from heldout.backends import MockBackend
+    from heldout.plan import check_lock, load_plan
+    from heldout.runner import RunOptions, run_plan
+
+    rng = random.Random(3)
+    words = "cats running dogs barked quickly slowly walking talked houses".split()
+    rows = [
+        {"id": f"d{i}", "input": f"doc {i}", "target": " ".join(rng.choices(words, k=6))}
+        for i in range(40)
+    ]
+    (tmp_path / "gold.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "length_metric.py").write_text(
+        "import numpy as np\nimport heldout\n\n"
+        "@heldout.metric('short_enough', shapes=['summarization'], higher_is_better=True)\n"
+        "def short_enough(y_true, y_pred, *, options):\n"
+        "    v = np.array([float(len(p.split()) <= 6) for p in y_pred])\n"
+        "    return heldout.MetricResult('short_enough', float(v.mean()), v)\n"
+    )
+    (tmp_path / "heldout.yaml").write_text(
+        "name: summ\ntarget_behavior: summarise\n"
+        "task: {shape: summarization, data: gold.jsonl, use_stemmer: true,\n"
+        "       secondary_metrics: [rougeL_precision, rougeL_recall, short_enough]}\n"
+        "primary_metric: rougeL\nbaseline: 0.2\nsuccess_threshold: 0.5\n"
+        "min_detectable_lift: 0.05\nplugins: [length_metric.py]\nmodels:\n"
+        "  base: {backend: mock, name: b}\n  candidate: {backend: mock, name: c}\n"
+        "stats: {resamples: 500}\n"
+    )
+    base = {r["id"]: " ".join(rng.choices(words, k=5)) for r in rows}
+    cand = {r["id"]: r["target"].replace("cats", "cat") for r in rows}
+    loaded = load_plan(tmp_path / "heldout.yaml")
+    backends = {"base": MockBackend("b", outputs=base), "candidate": MockBackend("c", outputs=cand)}
+    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    by_metric = {c.metric: c for c in result.comparisons if c.dataset == "gold"}
+    assert set(by_metric) == {"rougeL", "rougeL_precision", "rougeL_recall", "short_enough"}
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    for role, outputs in (("base", base), ("candidate", cand)):
+        scores = [scorer.score(r["target"], outputs[r["id"]])["rougeL"] for r in rows]
+        for metric, attr in (("rougeL", 2), ("rougeL_precision", 0), ("rougeL_recall", 1)):
+            rec = by_metric[metric]
+            got = rec.base.estimate if role == "base" else rec.other.estimate
+            assert got == pytest.approx(sum(s[attr] for s in scores) / len(rows), abs=1e-12)
+    # "cats" → "cat" is a perfect match only with the stemmer
+    assert by_metric["rougeL"].other.estimate == pytest.approx(1.0)
+
+
+def test_secondary_metrics_are_validated(tmp_path: Path) -> None:
+    from heldout.errors import PlanError
+    from heldout.plan import load_plan
+
+    (tmp_path / "gold.jsonl").write_text('{"id": "a", "input": "x", "target": "y"}\n')
+    (tmp_path / "heldout.yaml").write_text(
+        "name: s\ntarget_behavior: t\n"
+        "task: {shape: qa, data: gold.jsonl, use_stemmer: true,\n"
+        "       secondary_metrics: [rougeL_recall, no_such_metric]}\n"
+        "primary_metric: exact_match\nbaseline: 0.2\nsuccess_threshold: 0.5\n"
+        "min_detectable_lift: 0.05\nmodels:\n"
+        "  base: {backend: mock, name: b}\n  candidate: {backend: mock, name: c}\n"
+    )
+    with pytest.raises(PlanError) as info:
+        load_plan(tmp_path / "heldout.yaml")
+    problems = {p.where: p.message for p in info.value.problems}
+    assert problems["task.use_stemmer"] == "only applies to shape summarization"
+    assert problems["task.secondary_metrics[0]"] == "rougeL_recall applies to summarization, not qa"
+    assert problems["task.secondary_metrics[1]"].startswith("unknown metric 'no_such_metric'")

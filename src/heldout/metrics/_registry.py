@@ -145,6 +145,8 @@ class MetricSpec:
     description: str
     #: Per-sample values are 0/1 (accuracy, exact match): power uses the paired score test.
     binary: bool = False
+    #: Reported beside the primary metric unless the plan lists its own secondary_metrics.
+    default_secondary: bool = True
 
     @property
     def kind(self) -> str:
@@ -171,6 +173,7 @@ def metric(
     bounds: tuple[float, float] | None = (0.0, 1.0),
     mean_of_samples: bool = True,
     binary: bool = False,
+    default_secondary: bool = True,
 ) -> Callable[[MetricFn], MetricFn]:
     """Register a metric function under ``name``.
 
@@ -211,6 +214,7 @@ def metric(
             mean_of_samples=mean_of_samples,
             description=doc.splitlines()[0] if doc else "",
             binary=binary,
+            default_secondary=default_secondary,
         )
         return fn
 

@@ -209,26 +209,39 @@ def rouge(
     return out
 
 
-def _register_rouge(name: str) -> None:
+_PARTS = {"precision": 0, "recall": 1, "fmeasure": 2}
+
+
+def _register_rouge(rouge_type: str, part: str) -> None:
+    name = rouge_type if part == "fmeasure" else f"{rouge_type}_{part}"
+    column = _PARTS[part]
+
     def fn(y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions) -> MetricResult:
         if not y_true:
             raise MetricInputError("no samples: ROUGE needs at least one")
         stem = bool(options.extra.get("stem", False))
-        scores = rouge(y_true, y_pred, (name,), stem=stem)[name]
-        f = scores[:, 2].copy()
+        scores = rouge(y_true, y_pred, (rouge_type,), stem=stem)[rouge_type]
+        values = scores[:, column].copy()
         details = {
             "precision": float(scores[:, 0].mean()),
             "recall": float(scores[:, 1].mean()),
+            "fmeasure": float(scores[:, 2].mean()),
             "stemmed": stem,
         }
-        return MetricResult(name, float(f.mean()), f, details)
+        return MetricResult(name, float(values.mean()), values, details)
 
-    fn.__doc__ = f"Mean {name} F-measure, identical to rouge-score."
-    metric(name, shapes=["summarization"], higher_is_better=True)(fn)
+    fn.__doc__ = f"Mean {rouge_type} {part}, identical to rouge-score (task.use_stemmer)."
+    metric(
+        name,
+        shapes=["summarization"],
+        higher_is_better=True,
+        default_secondary=part == "fmeasure",
+    )(fn)
 
 
-for _name in ROUGE_TYPES:
-    _register_rouge(_name)
+for _type in ROUGE_TYPES:
+    for _part in _PARTS:
+        _register_rouge(_type, _part)
 
 _EDGE_PUNCT = "\"'“”‘’()[]{}«»,;:.!?"
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")

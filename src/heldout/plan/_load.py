@@ -392,6 +392,19 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
             for alias, label in task.aliases.items():
                 if label not in labels:
                     add(["task", "aliases", alias], f"maps to {label!r}, which is not a label")
+    if task.use_stemmer and task.shape != "summarization":
+        add(["task", "use_stemmer"], "only applies to shape summarization")
+    for j, name in enumerate(task.secondary_metrics or []):
+        try:
+            spec = get_metric(name)
+        except UnknownNameError as exc:
+            add(["task", "secondary_metrics", j], str(exc))
+            continue
+        if task.shape not in spec.shapes:
+            add(
+                ["task", "secondary_metrics", j],
+                f"{name} applies to {', '.join(sorted(spec.shapes))}, not {task.shape}",
+            )
     if task.shape != "structured":
         if task.schema_file is not None:
             add(["task", "schema"], "only applies to shape structured")

@@ -77,6 +77,17 @@ class TaskSpec(_Strict):
         alias="schema",
         description="structured: JSON Schema file the output must satisfy.",
     )
+    use_stemmer: bool = Field(
+        default=False,
+        description="summarization: apply rouge-score's Porter stemmer before ROUGE (as "
+        "RougeScorer(use_stemmer=True)).",
+    )
+    secondary_metrics: list[str] | None = Field(
+        default=None,
+        description="Metrics reported beside the primary one (compared paired, not gated), "
+        "plugin metrics included, e.g. [rougeL_precision, rougeL_recall, my_metric]. "
+        "Default: the shape's built-in metrics.",
+    )
     extract_json: bool = Field(
         default=False,
         description="structured: take the first JSON object from fenced or chatty output. "

@@ -59,6 +59,7 @@ def gold_dataset(loaded: LoadedPlan) -> Dataset:
         label_match=task.label_match,
         schema=schema,
         extract_json=task.extract_json,
+        extra={"stem": task.use_stemmer} if task.shape == "summarization" else {},
         inputs=[s.input for s in samples],
     )
     return Dataset(
@@ -158,16 +159,18 @@ def calibration_data(ds: Dataset, gens: dict[str, Generation]) -> CalibrationDat
     )
 
 
-def secondary_metrics(shape: str, gold: Dataset) -> list[str]:
-    """Built-in metrics of the shape reported beside the primary one (not gated). Plugin
-    metrics are reported only when they are the primary metric; model-based metrics
-    (embeddings, BERTScore) and those needing inputs the plan lacks are left out."""
+def secondary_metrics(shape: str, gold: Dataset, listed: list[str] | None = None) -> list[str]:
+    """Metrics reported beside the primary one (not gated): the plan's ``secondary_metrics``
+    (plugins included) when it lists them, else the shape's built-in defaults, leaving out
+    model-based metrics (embeddings, BERTScore) and those needing inputs the plan lacks."""
+    if listed is not None:
+        return [name for name in listed if name != gold.spec.name]
     names = []
     for name in metric_names(shape):
         spec = get_metric(name)
         if name == gold.spec.name or not spec.fn.__module__.startswith("heldout.metrics."):
             continue
-        if name in ("embedding_similarity", "bertscore_f1"):
+        if name in ("embedding_similarity", "bertscore_f1") or not spec.default_secondary:
             continue
         if name == "schema_valid_rate" and gold.options.schema is None:
             continue

@@ -179,7 +179,7 @@ def run_plan(
             results[(role, ds.name, ds.spec.name)] = score(
                 ds, gens[(role, ds.name)], ds.spec, opts.failed_as_wrong
             )
-    secondary = secondary_metrics(plan.task.shape, gold)
+    secondary = secondary_metrics(plan.task.shape, gold, plan.task.secondary_metrics)
     for role in roles:
         for name in secondary:
             results[(role, "gold", name)] = score(

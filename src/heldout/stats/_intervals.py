@@ -67,7 +67,7 @@ def paired_proportion_interval(
     ``fixed`` counts samples the base got wrong and the candidate right, ``broken`` the
     reverse. Tango's (1998) score interval: the set of differences Δ that the score test
     does not reject, found by root-finding. Unlike the Wald interval and the percentile
-    bootstrap it keeps near-nominal coverage at n = 30 (see tests/stats/test_coverage.py).
+    bootstrap it keeps near-nominal coverage at n = 30 (exact coverage: docs/statistics.md).
     """
     if n <= 0 or fixed < 0 or broken < 0 or fixed + broken > n:
         raise HeldoutError(f"invalid paired counts: fixed={fixed}, broken={broken}, n={n}")
