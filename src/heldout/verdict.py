@@ -51,6 +51,7 @@ GATE_RULE = "intersection-union: every gate (and every eligible slice) must pass
 
 VerdictStatus = Literal["success", "improved_but_short", "no_gain", "blocked", "inconclusive"]
 GateStatus = Literal["pass", "fail", "unresolved"]
+GateKind = Literal["suite", "calibration", "slice", "metric"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,7 @@ class GateResult:
     """One guardrail's outcome. ``change`` is oriented so that positive means better."""
 
     name: str
-    kind: Literal["suite", "calibration", "slice"]
+    kind: GateKind
     status: GateStatus
     change: Interval
     margin: float
@@ -125,7 +126,7 @@ def noninferiority_gate(
     margin: float,
     n: int,
     *,
-    kind: Literal["suite", "calibration", "slice"] = "suite",
+    kind: GateKind = "suite",
     fail_when: Literal["point", "ci"] = "ci",
     unresolved: Literal["inconclusive", "warn"] = "inconclusive",
     detail: str = "",
@@ -175,13 +176,17 @@ def slice_gate(
     *,
     fail_when: Literal["point", "ci"] = "ci",
     unresolved: Literal["inconclusive", "warn"] = "inconclusive",
+    kind: GateKind = "slice",
+    units: tuple[str, str] = ("slice", "slices"),
 ) -> GateResult:
     """Every eligible slice (n ≥ ``min_size``) is a non-inferiority gate of its own, combined
     as an intersection–union test: **pass** only when every eligible slice passes, **fail**
     when any fails, **unresolved** otherwise. Smaller slices are listed, not gated.
 
     ``change`` is the deciding slice's: the worst failing one, else the one whose lower bound
-    is lowest (the furthest from passing). ``parts`` holds each slice's own outcome.
+    is lowest (the furthest from passing). ``parts`` holds each slice's own outcome. The same
+    rule gates every class of a per-class metric (``kind="metric"``, ``units=("class",
+    "classes")``).
     """
     eligible = [(label, c) for label, c in slices if c.n >= min_size]
     tiny = [label for label, c in slices if c.n < min_size]
@@ -190,7 +195,7 @@ def slice_gate(
         nan = Interval(float("nan"), float("nan"), float("nan"), 0.95, "none")
         return GateResult(
             name,
-            "slice",
+            kind,
             "unresolved",
             nan,
             margin,
@@ -220,7 +225,8 @@ def slice_gate(
         f"{p.change.high:+.3f}] n={p.n}"
         for p in sorted(parts, key=lambda p: ("fail", "unresolved", "pass").index(p.status))
     )
-    detail = f"{len(parts)} slices gated ({summary}), deciding slice {label}: {each}"
+    one, many = units
+    detail = f"{len(parts)} {many} gated ({summary}), deciding {one} {label}: {each}"
     need = None
     if status == "unresolved":  # the gold set must grow until the slowest slice resolves
         total = sum(c.n for _, c in slices)
@@ -228,7 +234,7 @@ def slice_gate(
         need = math.ceil(total * max(ratios)) if ratios else None
     return GateResult(
         name,
-        "slice",
+        kind,
         status,
         decisive.change,
         margin,

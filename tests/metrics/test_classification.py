@@ -145,3 +145,62 @@ def test_bad_inputs() -> None:
         acc(["a", "zzz"], ["a", "b"], options=opts)
     with pytest.raises(MetricInputError, match="no samples"):
         acc([], [], options=opts)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_class_metric_families_match_sklearn(seed: int) -> None:
+    from sklearn.metrics import fbeta_score, precision_score, recall_score
+
+    rng = np.random.default_rng(seed)
+    y = [LABELS[i] for i in rng.integers(0, 3, 150)]
+    pred = [t if rng.random() < 0.6 else rng.choice([*LABELS, "dunno"]) for t in y]
+    sk_pred = [p if p in LABELS else UNPARSEABLE for p in pred]
+    opts = MetricOptions(labels=tuple(LABELS))
+    for label in LABELS:
+        kw = {"labels": [label], "average": None, "zero_division": 0}
+        got = {
+            "precision": get_metric(f"precision[{label}]")(y, pred, options=opts).aggregate,
+            "recall": get_metric(f"recall[{label}]")(y, pred, options=opts).aggregate,
+            "f1": get_metric(f"f1[{label}]")(y, pred, options=opts).aggregate,
+            "f2": get_metric(f"fbeta[2, {label}]")(y, pred, options=opts).aggregate,
+        }
+        assert got["precision"] == pytest.approx(precision_score(y, sk_pred, **kw)[0])
+        assert got["recall"] == pytest.approx(recall_score(y, sk_pred, **kw)[0])
+        assert got["f1"] == pytest.approx(f1_score(y, sk_pred, **kw)[0])
+        assert got["f2"] == pytest.approx(fbeta_score(y, sk_pred, beta=2, **kw)[0])
+    macro = get_metric("fbeta[0.5]")(y, pred, options=opts).aggregate
+    assert macro == pytest.approx(
+        fbeta_score(y, sk_pred, beta=0.5, labels=LABELS, average="macro", zero_division=0)
+    )
+
+
+def test_class_metric_compare_is_paired_with_a_jackknife_interval() -> None:
+    from sklearn.metrics import recall_score
+
+    from heldout.stats import StatsOptions, compare
+
+    rng = np.random.default_rng(4)
+    y = [LABELS[i] for i in rng.integers(0, 3, 300)]
+    base = [t if rng.random() < 0.8 else "neutral" for t in y]
+    cand = [t if (t != "negative" or rng.random() < 0.5) else "neutral" for t in y]
+    spec = get_metric("recall[negative]")
+    opts = MetricOptions(labels=tuple(LABELS))
+    c = compare(spec(y, base, options=opts), spec(y, cand, options=opts), spec, StatsOptions())
+    want = (
+        recall_score(y, cand, labels=["negative"], average=None)[0]
+        - recall_score(y, base, labels=["negative"], average=None)[0]
+    )
+    assert c.delta.estimate == pytest.approx(want)
+    assert c.test == "jackknife-t"
+    assert c.real_loss
+
+
+def test_bad_class_metric_names() -> None:
+    from heldout.errors import UnknownNameError
+
+    opts = MetricOptions(labels=tuple(LABELS))
+    with pytest.raises(MetricInputError, match=r"recall\[pii\]: 'pii' is not a label"):
+        get_metric("recall[pii]")(["positive"], ["positive"], options=opts)
+    for bad in ("recall[]", "recall[a, b]", "fbeta[-1]", "fbeta[x, positive]", "nope[x]"):
+        with pytest.raises(UnknownNameError, match="unknown metric"):
+            get_metric(bad)

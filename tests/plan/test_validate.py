@@ -76,7 +76,8 @@ def test_backend_specific_unknown_key(project: Path) -> None:
 def test_guardrail_without_kind(project: Path) -> None:
     path = _rewrite(project, lambda d: d["guardrails"].append({"max_drop": 0.1}))
     assert _problems(path) == {
-        "guardrails[3]": "a guardrail needs one of the keys 'suite', 'calibration' or 'slices'"
+        "guardrails[3]": "a guardrail needs one of the keys 'suite', 'calibration', 'slices' "
+        "or 'metric'"
     }
 
 

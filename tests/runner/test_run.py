@@ -446,3 +446,53 @@ def test_kill_9_then_resume_requests_nothing_twice(tmp_path: Path) -> None:
     repeated = {p: c for p, c in counts.items() if c > 2}
     assert len(repeated) <= 16  # at most the 2 x 8 in-flight requests
     assert sum(counts.values()) <= 2 * n + 16
+
+
+def test_class_recall_guardrail_blocks_when_the_weakest_class_falls(tmp_path: Path) -> None:
+    """{metric: recall[*]} gates every class (all must hold); the candidate's accuracy rises
+    while its recall on 'negative' collapses: blocked, and the class is named."""
+    truth = make_project(tmp_path, n=400)
+    plan = tmp_path / "heldout.yaml"
+    plan.write_text(
+        plan.read_text()
+        .replace("primary_metric: accuracy", "primary_metric: recall[positive]")
+        .replace(
+            "guardrails:\n",
+            "guardrails:\n  - {metric: 'recall[*]', max_drop: 0.05}\n"
+            "  - {metric: 'precision[neutral]', max_drop: 0.5}\n",
+        )
+    )
+    loaded = load_plan(plan)
+    backends = _backends(truth, 0.7, 0.99)
+    for sid, t in truth.items():
+        if t == "negative":
+            backends["candidate"].outputs[sid] = "neutral"
+    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    assert result.verdict.status == "blocked"
+    recall_gate = next(g for g in result.gates if g.name == "metric recall[*] (every class)")
+    assert recall_gate.status == "fail"
+    assert {p.label: p.status for p in recall_gate.parts}["recall[negative]"] == "fail"
+    assert "deciding class recall[negative]" in recall_gate.detail
+    assert any(g.name == "metric precision[neutral]" for g in result.gates)
+    metrics = [c.metric for c in result.comparisons]
+    assert metrics.count("recall[negative]") == 1
+    assert "recall[positive]" in metrics  # the primary
+
+
+def test_class_metrics_are_validated(tmp_path: Path) -> None:
+    from heldout.errors import PlanError
+
+    make_project(tmp_path)
+    plan = tmp_path / "heldout.yaml"
+    plan.write_text(
+        plan.read_text()
+        .replace("primary_metric: accuracy", "primary_metric: recall[pii]")
+        .replace("guardrails:\n", "guardrails:\n  - {metric: 'rouge1', max_drop: 0.05}\n")
+    )
+    with pytest.raises(PlanError) as info:
+        load_plan(plan)
+    problems = {p.where: p.message for p in info.value.problems}
+    assert problems["primary_metric"] == (
+        "recall[pii]: 'pii' is not one of the labels ['positive', 'negative', 'neutral']"
+    )
+    assert problems["guardrails[0].metric"] == "rouge1 applies to summarization, not classification"

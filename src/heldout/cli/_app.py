@@ -248,7 +248,7 @@ def list_metrics(
     shape: Annotated[str | None, typer.Option(help="Only metrics of this shape.")] = None,
 ) -> None:
     """List the registered metrics with their shapes and direction."""
-    from heldout.metrics import get_metric, metric_names
+    from heldout.metrics import get_metric, metric_families, metric_names
 
     table = Table("metric", "shapes", "better", "description")
     for name in metric_names(shape):
@@ -259,7 +259,16 @@ def list_metrics(
             "higher" if spec.higher_is_better else "lower",
             spec.description,
         )
+    if shape in (None, "classification"):
+        for family, usage in metric_families().items():
+            what = "F-beta of one class, or macro" if family == "fbeta" else f"{family} of a class"
+            table.add_row(usage, "classification", "higher", what)
     out.print(table)
+    out.print(
+        "a class metric works as primary_metric, in task.secondary_metrics, or as a guardrail: "
+        "{metric: 'recall[pii]', max_drop: 0.02}; 'recall[*]' gates every class",
+        markup=False,
+    )
 
 
 @app.command("suites")

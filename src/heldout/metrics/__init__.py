@@ -8,6 +8,8 @@ from heldout.metrics._registry import (
     SufficientStats,
     get_metric,
     metric,
+    metric_families,
+    metric_family,
     metric_names,
 )
 
@@ -19,5 +21,7 @@ __all__ = [
     "SufficientStats",
     "get_metric",
     "metric",
+    "metric_families",
+    "metric_family",
     "metric_names",
 ]

@@ -8,6 +8,7 @@ registration fails at decoration time, an unknown name raises with the list of k
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -25,6 +26,8 @@ __all__ = [
     "SufficientStats",
     "get_metric",
     "metric",
+    "metric_families",
+    "metric_family",
     "metric_names",
 ]
 
@@ -147,6 +150,8 @@ class MetricSpec:
     binary: bool = False
     #: Reported beside the primary metric unless the plan lists its own secondary_metrics.
     default_secondary: bool = True
+    #: The class a per-class metric (``recall[pii]``) scores; validated against the labels.
+    label: str | None = None
 
     @property
     def kind(self) -> str:
@@ -163,6 +168,10 @@ class MetricSpec:
 
 
 _REGISTRY: dict[str, MetricSpec] = {}
+#: Families of metrics with arguments in brackets, ``recall[pii]`` or ``fbeta[2, spam]``:
+#: family name → (usage shown in listings, factory from the argument strings to a spec).
+_FAMILIES: dict[str, tuple[str, Callable[[tuple[str, ...]], MetricSpec]]] = {}
+_PARAMETRIC = re.compile(r"^(?P<family>[A-Za-z_]\w*)\[(?P<args>[^\[\]]*)\]$")
 
 
 def metric(
@@ -226,16 +235,51 @@ def _ensure_builtins() -> None:
     from heldout.metrics import builtin  # noqa: F401
 
 
-def get_metric(name: str) -> MetricSpec:
-    """The registered metric ``name``; raises :class:`UnknownNameError` listing known ones."""
+def metric_family(
+    family: str, usage: str
+) -> Callable[[Callable[[tuple[str, ...]], MetricSpec]], Callable[[tuple[str, ...]], MetricSpec]]:
+    """Register a family of metrics named with bracketed arguments (``recall[pii]``): the
+    factory receives the stripped, comma-separated arguments and returns the spec, or raises
+    :class:`HeldoutError` saying what the arguments must be."""
+
+    def register(
+        factory: Callable[[tuple[str, ...]], MetricSpec],
+    ) -> Callable[[tuple[str, ...]], MetricSpec]:
+        if family in _FAMILIES:
+            raise HeldoutError(f"metric family {family!r} is already registered")
+        _FAMILIES[family] = (usage, factory)
+        return factory
+
+    return register
+
+
+def metric_families() -> dict[str, str]:
+    """Registered metric families and their usage, e.g. ``{"recall": "recall[LABEL]"}``."""
     _ensure_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("metric", name, _REGISTRY) from None
+    return {name: usage for name, (usage, _) in sorted(_FAMILIES.items())}
+
+
+def get_metric(name: str) -> MetricSpec:
+    """The registered metric ``name`` (or a family member such as ``recall[pii]``); raises
+    :class:`UnknownNameError` listing known ones."""
+    _ensure_builtins()
+    spec = _REGISTRY.get(name)
+    if spec is not None:
+        return spec
+    m = _PARAMETRIC.match(name.strip())
+    if m is not None and m["family"] in _FAMILIES:
+        args = tuple(a.strip() for a in m["args"].split(",")) if m["args"].strip() else ()
+        spec = _FAMILIES[m["family"]][1](args)
+        _REGISTRY[name] = spec
+        return spec
+    known = [*_REGISTRY, *(usage for usage, _ in _FAMILIES.values())]
+    raise UnknownNameError("metric", name, known)
 
 
 def metric_names(shape: str | None = None) -> list[str]:
-    """Names of registered metrics, optionally only those for ``shape``."""
+    """Names of registered metrics (family members included once asked for), optionally
+    only those for ``shape``."""
     _ensure_builtins()
-    return sorted(n for n, s in _REGISTRY.items() if shape is None or shape in s.shapes)
+    return sorted(
+        n for n, s in _REGISTRY.items() if (shape is None or shape in s.shapes) and "[" not in n
+    )

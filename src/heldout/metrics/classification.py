@@ -16,13 +16,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from heldout.errors import MetricInputError
+from heldout.errors import MetricInputError, UnknownNameError
 from heldout.metrics._registry import (
     LabelMatch,
     MetricOptions,
     MetricResult,
+    MetricSpec,
     SufficientStats,
     metric,
+    metric_family,
 )
 
 __all__ = [
@@ -299,3 +301,102 @@ def _f1_metric(name: str, attr: str) -> None:
 _f1_metric("macro_f1", "macro_f1")
 _f1_metric("micro_f1", "micro_f1")
 _f1_metric("weighted_f1", "weighted_f1")
+
+
+# ----------------------------------------------------- one class, and F-beta: metric families
+
+
+def _class_scores(kind: str, k: int, zero_division: float, beta: float, index: int | None) -> Any:
+    """(B, k·(k+1)) confusion sums → (B,) precision, recall or F-beta of class ``index``
+    (macro average over classes when None), as scikit-learn's ``precision_recall_fscore``."""
+    b2 = beta * beta
+
+    def score(sums: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        cm = sums.reshape(-1, k, k + 1)
+        tp = np.einsum("bii->bi", cm[:, :, :k])
+        predicted = cm[:, :, :k].sum(axis=1)
+        support = cm.sum(axis=2)
+        if kind == "precision":
+            num, den = tp, predicted
+        elif kind == "recall":
+            num, den = tp, support
+        else:  # F-beta = (1 + β²) tp / (β² support + predicted); F1 at β = 1
+            num, den = (1 + b2) * tp, b2 * support + predicted
+        per_class = np.where(den > 0, num / np.where(den > 0, den, 1), zero_division)
+        if index is None:
+            return np.asarray(per_class.mean(axis=1))
+        return np.asarray(per_class[:, index])
+
+    return score
+
+
+def _class_metric_spec(name: str, kind: str, label: str | None, beta: float) -> MetricSpec:
+    what = {"precision": "precision", "recall": "recall", "fbeta": f"F{beta:g}"}[kind]
+
+    def fn(y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions) -> MetricResult:
+        ev = _evaluate(y_true, y_pred, options)
+        labels = ev.report.labels
+        if label is not None and label not in labels:
+            raise MetricInputError(f"{name}: {label!r} is not a label; labels: {list(labels)}")
+        k = len(labels)
+        index = None if label is None else labels.index(label)
+        stats = SufficientStats(
+            k * (k + 1),
+            _class_scores(kind, k, ev.zero_division, beta, index),
+            codes=ev.true_codes * (k + 1) + ev.pred_codes,
+        )
+        value = float(stats.fn(stats.sums(np.arange(len(y_true))[None, :]))[0])
+        details = {"report": ev.report.as_dict(), "class": label, "beta": beta}
+        return MetricResult(name, value, ev.correct, details, sufficient=stats)
+
+    scope = f"class {label!r}" if label is not None else "macro average over the labels"
+    return MetricSpec(
+        name=name,
+        fn=fn,
+        shapes=frozenset({"classification"}),
+        higher_is_better=True,
+        bounds=(0.0, 1.0),
+        mean_of_samples=False,
+        description=f"{what} of {scope} (per-sample values: correctness)",
+        label=label,
+    )
+
+
+def _one_label(family: str, args: tuple[str, ...]) -> str:
+    if len(args) != 1 or not args[0]:
+        raise UnknownNameError(
+            "metric", f"{family}[{', '.join(args)}]", [f"{family}[LABEL], e.g. {family}[pii]"]
+        )
+    return args[0]
+
+
+@metric_family("precision", "precision[LABEL]")
+def _precision_family(args: tuple[str, ...]) -> MetricSpec:
+    label = _one_label("precision", args)
+    return _class_metric_spec(f"precision[{label}]", "precision", label, 1.0)
+
+
+@metric_family("recall", "recall[LABEL]")
+def _recall_family(args: tuple[str, ...]) -> MetricSpec:
+    label = _one_label("recall", args)
+    return _class_metric_spec(f"recall[{label}]", "recall", label, 1.0)
+
+
+@metric_family("f1", "f1[LABEL]")
+def _f1_family(args: tuple[str, ...]) -> MetricSpec:
+    label = _one_label("f1", args)
+    return _class_metric_spec(f"f1[{label}]", "fbeta", label, 1.0)
+
+
+@metric_family("fbeta", "fbeta[BETA] or fbeta[BETA, LABEL]")
+def _fbeta_family(args: tuple[str, ...]) -> MetricSpec:
+    usage = ["fbeta[BETA] (macro), fbeta[BETA, LABEL], e.g. fbeta[2, pii]"]
+    try:
+        beta = float(args[0]) if args else float("nan")
+    except ValueError:
+        beta = float("nan")
+    if not 1 <= len(args) <= 2 or not (beta > 0 and np.isfinite(beta)):
+        raise UnknownNameError("metric", f"fbeta[{', '.join(args)}]", usage)
+    label = args[1] if len(args) == 2 else None
+    name = f"fbeta[{beta:g}]" if label is None else f"fbeta[{beta:g}, {label}]"
+    return _class_metric_spec(name, "fbeta", label, beta)

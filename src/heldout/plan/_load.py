@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from heldout.plan._model import (
     FileModel,
     HFModel,
     JudgeSpec,
+    MetricGuardrail,
     MockModel,
     Models,
     OpenAIModel,
@@ -53,7 +54,7 @@ _ALL_MODELS: tuple[type[BaseModel], ...] = (
 _KNOWN_KEYS = sorted(
     {a for m in _ALL_MODELS for n, f in m.model_fields.items() for a in (n, f.alias) if a}
 )
-_TAGS = {*BACKENDS, "suite", "calibration", "slices"}
+_TAGS = {*BACKENDS, "suite", "calibration", "slices", "metric"}
 
 
 @dataclass(slots=True)
@@ -187,7 +188,7 @@ def _message(err: ErrorDetails, path: list[int | str]) -> str:
         return f"unknown key{hint}; remove it or fix the spelling"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         if path and path[0] == "guardrails":
-            return "a guardrail needs one of the keys 'suite', 'calibration' or 'slices'"
+            return "a guardrail needs one of the keys 'suite', 'calibration', 'slices' or 'metric'"
         got = value.get("backend") if isinstance(value, dict) else None
         if got is None:
             return f"'backend' is required; known backends: {', '.join(BACKENDS)}"
@@ -419,8 +420,18 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
     if models.reference is not None and models.reference == models.candidate:
         add(["models", "reference"], "is identical to models.candidate")
 
+    labels_known = task.labels
+    for where, metric_name in _metric_references(plan):
+        try:
+            spec = get_metric(metric_name)
+        except UnknownNameError:
+            continue  # reported where the name is checked
+        if spec.label is not None and labels_known is not None and spec.label not in labels_known:
+            add(where, f"{metric_name}: {spec.label!r} is not one of the labels {labels_known}")
     seen: dict[str, int] = {}
     for i, g in enumerate(plan.guardrails):
+        if isinstance(g, MetricGuardrail):
+            _metric_guardrail_problems(g, i, task, add)
         key = (
             f"calibration {g.calibration} on {g.suite or 'the gold set'}"
             if isinstance(g, CalibrationGuardrail)
@@ -498,6 +509,42 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
                         "classification metric: it has no label probabilities",
                     )
     return out
+
+
+def _metric_references(plan: Plan) -> list[tuple[list[int | str], str]]:
+    """Every place the plan names a gold-set metric."""
+    refs: list[tuple[list[int | str], str]] = [(["primary_metric"], plan.primary_metric)]
+    refs += [
+        (["task", "secondary_metrics", j], m)
+        for j, m in enumerate(plan.task.secondary_metrics or [])
+    ]
+    refs += [
+        (["guardrails", i, "metric"], g.metric)
+        for i, g in enumerate(plan.guardrails)
+        if isinstance(g, MetricGuardrail) and not g.metric.endswith("[*]")
+    ]
+    return refs
+
+
+def _metric_guardrail_problems(
+    g: MetricGuardrail, i: int, task: TaskSpec, add: Callable[[list[int | str], str], None]
+) -> None:
+    from heldout.metrics import get_metric
+
+    loc: list[int | str] = ["guardrails", i, "metric"]
+    name = g.metric
+    if name.endswith("[*]"):
+        family = name[:-3]
+        if task.shape != "classification" or family not in ("precision", "recall", "f1"):
+            add(loc, "[*] (every class) applies to precision, recall or f1 of classification")
+        return
+    try:
+        spec = get_metric(name)
+    except UnknownNameError as exc:
+        add(loc, str(exc))
+        return
+    if task.shape not in spec.shapes:
+        add(loc, f"{name} applies to {', '.join(sorted(spec.shapes))}, not {task.shape}")
 
 
 def _no_probabilities(model: Any, loaded: LoadedPlan) -> str | None:

@@ -19,6 +19,7 @@ __all__ = [
     "Guardrail",
     "HFModel",
     "JudgeSpec",
+    "MetricGuardrail",
     "MockModel",
     "ModelSpec",
     "Models",
@@ -297,9 +298,28 @@ class SliceGuardrail(_Strict):
     )
 
 
+class MetricGuardrail(_Strict):
+    """A gold-set metric other than the primary must not drop: a class's recall or precision
+    (``recall[pii]``), or the same for every class (``recall[*]``: each class is a gate, all
+    must pass, so the weakest class cannot fall unnoticed)."""
+
+    metric: str = Field(
+        description="A metric of the task's shape, e.g. recall[pii], precision[spam], "
+        "fbeta[2, pii], macro_f1; recall[*] / precision[*] / f1[*] gate every label."
+    )
+    max_drop: float = Field(ge=0.0, le=1.0, description="Largest tolerated drop.")
+    unresolved: Literal["inconclusive", "warn"] = Field(
+        default="inconclusive", description="Verdict effect when the CI straddles the margin."
+    )
+    fail_when: Literal["point", "ci"] = Field(
+        default="ci", description="Fail on the whole CI past the margin, or the point estimate."
+    )
+
+
 def _guardrail_tag(value: Any) -> str | None:
     keys = set(value) if isinstance(value, dict) else set(type(value).model_fields)
-    for tag in ("calibration", "slices", "suite"):  # a calibration guardrail may name a suite
+    # a calibration guardrail may name a suite; a suite guardrail names its metric
+    for tag in ("calibration", "slices", "suite", "metric"):
         if tag in keys:
             return tag
     return None
@@ -308,7 +328,8 @@ def _guardrail_tag(value: Any) -> str | None:
 Guardrail = Annotated[
     Annotated[SuiteGuardrail, Tag("suite")]
     | Annotated[CalibrationGuardrail, Tag("calibration")]
-    | Annotated[SliceGuardrail, Tag("slices")],
+    | Annotated[SliceGuardrail, Tag("slices")]
+    | Annotated[MetricGuardrail, Tag("metric")],
     Discriminator(_guardrail_tag),
 ]
 

@@ -78,7 +78,7 @@ class GatePartRecord(_Model):
 
 class GateRecord(_Model):
     name: str
-    kind: Literal["suite", "calibration", "slice"]
+    kind: Literal["suite", "calibration", "slice", "metric"]
     status: Literal["pass", "fail", "unresolved"]
     change: IntervalRecord
     margin: float

@@ -7,8 +7,15 @@ from dataclasses import asdict
 from typing import Any
 
 from heldout.backends import Generation
-from heldout.metrics import MetricResult
-from heldout.plan import CalibrationGuardrail, Plan, SliceGuardrail, SuiteGuardrail, plan_power
+from heldout.metrics import MetricResult, get_metric
+from heldout.plan import (
+    CalibrationGuardrail,
+    MetricGuardrail,
+    Plan,
+    SliceGuardrail,
+    SuiteGuardrail,
+    plan_power,
+)
 from heldout.runner._datasets import Dataset, calibration_data
 from heldout.runner._records import interval_record
 from heldout.stats import (
@@ -25,7 +32,7 @@ from heldout.stats import (
 from heldout.suites import BUILTIN_SUITES
 from heldout.verdict import GateResult, PowerCheck, noninferiority_gate, slice_gate
 
-__all__ = ["guardrail_gates", "power_check"]
+__all__ = ["guardrail_gates", "guardrail_metric_names", "power_check"]
 
 
 def guardrail_gates(
@@ -93,7 +100,55 @@ def guardrail_gates(
                     unresolved=g.unresolved,
                 )
             )
+        elif isinstance(g, MetricGuardrail):
+            names = guardrail_metric_names(g, gold)
+            per_metric = [
+                (
+                    name,
+                    compare(
+                        results[("base", "gold", name)],
+                        results[("candidate", "gold", name)],
+                        get_metric(name),
+                        stats,
+                    ),
+                )
+                for name in names
+            ]
+            comparisons += [("gold", c) for _, c in per_metric]
+            if g.metric.endswith("[*]"):
+                gates.append(
+                    slice_gate(
+                        f"metric {g.metric} (every class)",
+                        per_metric,
+                        g.max_drop,
+                        1,
+                        fail_when=g.fail_when,
+                        unresolved=g.unresolved,
+                        kind="metric",
+                        units=("class", "classes"),
+                    )
+                )
+            else:
+                ((name, c),) = per_metric
+                gates.append(
+                    noninferiority_gate(
+                        f"metric {name}",
+                        c.improvement,
+                        g.max_drop,
+                        c.n,
+                        kind="metric",
+                        fail_when=g.fail_when,
+                        unresolved=g.unresolved,
+                    )
+                )
     return comparisons, gates, calibration_info
+
+
+def guardrail_metric_names(g: MetricGuardrail, gold: Dataset) -> list[str]:
+    """The gold-set metrics a metric guardrail gates: one, or one per label for ``[*]``."""
+    if not g.metric.endswith("[*]"):
+        return [g.metric]
+    return [f"{g.metric[:-3]}[{label}]" for label in gold.options.labels or ()]
 
 
 def calibration_gate(

@@ -28,6 +28,7 @@ from heldout.plan import (
     CalibrationGuardrail,
     LoadedPlan,
     LockStatus,
+    MetricGuardrail,
     OpenAIModel,
     Plan,
     SuiteGuardrail,
@@ -54,7 +55,7 @@ from heldout.runner._datasets import (
     secondary_metrics,
     suite_dataset,
 )
-from heldout.runner._gates import guardrail_gates, power_check
+from heldout.runner._gates import guardrail_gates, guardrail_metric_names, power_check
 from heldout.runner._generate import GenerationSink, generate
 from heldout.runner._judging import judge_record, judge_requests, judge_summary
 from heldout.runner._records import comparison_record, gate_record, interval_record, json_safe
@@ -180,8 +181,15 @@ def run_plan(
                 ds, gens[(role, ds.name)], ds.spec, opts.failed_as_wrong
             )
     secondary = secondary_metrics(plan.task.shape, gold, plan.task.secondary_metrics)
+    guarded = [
+        name
+        for g in plan.guardrails
+        if isinstance(g, MetricGuardrail)
+        for name in guardrail_metric_names(g, gold)
+        if name != gold.spec.name and name not in secondary
+    ]
     for role in roles:
-        for name in secondary:
+        for name in [*secondary, *dict.fromkeys(guarded)]:
             results[(role, "gold", name)] = score(
                 gold, gens[(role, "gold")], get_metric(name), opts.failed_as_wrong
             )
@@ -244,7 +252,12 @@ def run_plan(
     suite_comparisons, guard_gates, calibration_info = guardrail_gates(
         plan, datasets, gens, results, stats
     )
-    comparisons += [comparison_record(c, name) for name, c in suite_comparisons]
+    recorded = {(c.dataset, c.metric) for c in comparisons}
+    comparisons += [
+        comparison_record(c, name)
+        for name, c in suite_comparisons
+        if (name, c.metric) not in recorded  # a guarded gold metric may also be secondary
+    ]
     gates = guard_gates
 
     power, power_info, power_warning = power_check(primary, plan, stats)
