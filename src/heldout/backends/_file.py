@@ -162,6 +162,9 @@ def read_predictions(spec: FileModel, path: Path) -> dict[str, Prediction]:
                 add(where, sid, _text_of(rec.get("filtered_resps", rec.get("resps"))))
             else:
                 value = rec.get(spec.output_field)
+                # structured outputs (a list of spans, a JSON object) as their JSON text
+                if isinstance(value, list | dict):
+                    value = json.dumps(value, ensure_ascii=False)
                 text = value if isinstance(value, str) else None
                 add(where, rec.get(spec.id_field), text, rec)
     if problems:

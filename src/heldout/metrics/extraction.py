@@ -1,17 +1,19 @@
-"""Extraction / NER: span-set precision, recall and F1 on exact (type, span) matches.
+"""Extraction / NER: span precision, recall and F1 under nervaluate's four matching schemes.
 
 Spans are given as offsets ``{"type": "PER", "start": 0, "end": 3}`` (end exclusive) or as
 ``{"type": "PER", "text": "Ana"}`` / ``["PER", "Ana"]`` pairs. Predictions are the model's JSON
 output (a list of spans); output that does not parse is counted as unparseable and predicts
-no spans. Scores are micro-averaged over the corpus, per type and overall, as seqeval does.
-``options.extra["match"] = "partial"`` counts overlapping offsets (or, for text spans, one text
-containing the other) of the same type as a match, each gold span matched at most once.
+no spans. Each sample's spans are counted as nervaluate counts them (correct, incorrect,
+partial, missed, spurious) under ``task.span_match``: ``strict`` (boundaries and type, the
+default: seqeval's entity-level scores), ``exact`` (boundaries only), ``partial`` (overlap
+earns half) or ``type`` (overlap with the right type). Scores are micro-averaged over the
+corpus, per type and overall; ``span_macro_f1`` averages the per-type F1 and
+``span_untyped_f1`` ignores types.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,48 +83,131 @@ def parse_spans(value: Any, where: str = "spans") -> frozenset[Span]:
     return frozenset(_span(item, f"{where}[{i}]") for i, item in enumerate(value))
 
 
-def _matches(gold: frozenset[Span], pred: frozenset[Span], partial: bool) -> list[Span]:
-    """Gold spans matched by a prediction (each gold and each prediction used once)."""
-    if not partial:
-        return list(gold & pred)
-    matched: list[Span] = []
-    free = set(pred)
-    for g in sorted(gold, key=lambda s: (s.type, s.start or 0, s.text or "")):
-        hit = next((p for p in sorted(free, key=repr) if g.overlaps(p)), None)
+SCHEMES = ("strict", "exact", "partial", "type")
+_COLUMNS = ("correct", "incorrect", "partial", "missed", "spurious")
+
+
+def _ordered(spans: frozenset[Span]) -> list[Span]:
+    return sorted(spans, key=lambda s: (s.start or 0, s.end or 0, s.text or "", s.type))
+
+
+def _same_bounds(a: Span, b: Span) -> bool:
+    if a.start is not None and b.start is not None:
+        return a.start == b.start and a.end == b.end
+    return (
+        a.start is None
+        and b.start is None
+        and (a.text or "").casefold() == (b.text or "").casefold()
+    )
+
+
+def _overlaps(pred: Span, gold: Span) -> bool:
+    """nervaluate's sufficient overlap (≥ 1% of the gold span; any type); text spans overlap
+    when one contains the other."""
+    if (
+        pred.start is not None
+        and pred.end is not None
+        and gold.start is not None
+        and gold.end is not None
+    ):
+        shared = min(pred.end, gold.end) - max(pred.start, gold.start)
+        return shared > 0 and shared / (gold.end - gold.start) >= 0.01
+    if pred.start is None and gold.start is None:
+        a, b = (pred.text or "").casefold(), (gold.text or "").casefold()
+        return bool(a and b) and (a in b or b in a)
+    return False
+
+
+def _distance(pred: Span, gold: Span) -> int:
+    if pred.start is not None and gold.start is not None:
+        return abs(pred.start - gold.start) + abs((pred.end or 0) - (gold.end or 0))
+    return 0 if _same_bounds(pred, gold) else 1
+
+
+def scheme_counts(gold: frozenset[Span], pred: frozenset[Span], scheme: str) -> tuple[int, ...]:
+    """(correct, incorrect, partial, missed, spurious) of one sample under a matching scheme,
+    exactly as nervaluate's strategies count them (predictions and gold spans in offset
+    order; each gold span used once):
+
+    - ``strict``: same boundaries and type; an overlapping prediction otherwise is incorrect;
+    - ``exact``: same boundaries, any type;
+    - ``partial``: same boundaries correct, overlap partial (half credit), any type;
+    - ``type``: overlap and same type (the closest boundaries win), else incorrect.
+    """
+    golds, matched = _ordered(gold), set()
+    cor = inc = par = spu = 0
+    for p in _ordered(pred):
+        hit = near = None
+        best = None
+        for j, g in enumerate(golds):
+            if j in matched:
+                continue
+            if scheme == "type":
+                if _overlaps(p, g):
+                    if p.type == g.type:
+                        d = _distance(p, g)
+                        if best is None or d < best:
+                            hit, best = j, d
+                    elif near is None:
+                        near = j
+                continue
+            exact = _same_bounds(p, g) and (scheme != "strict" or p.type == g.type)
+            if scheme == "partial":
+                if _overlaps(p, g) or _same_bounds(p, g):
+                    if _same_bounds(p, g):
+                        hit = j
+                        break
+                    if near is None:
+                        near = j
+                continue
+            if exact:
+                hit = j
+                break
+            if near is None and _overlaps(p, g):
+                near = j
         if hit is not None:
-            free.discard(hit)
-            matched.append(g)
-    return matched
+            cor += 1
+            matched.add(hit)
+        elif near is not None:
+            matched.add(near)
+            if scheme == "partial":
+                par += 1
+            else:
+                inc += 1
+        else:
+            spu += 1
+    return cor, inc, par, len(golds) - len(matched), spu
+
+
+def prf(counts: np.ndarray[Any, np.dtype[np.float64]]) -> tuple[Any, Any, Any]:
+    """Precision, recall and F1 from summed (correct, incorrect, partial, missed, spurious):
+    nervaluate's (COR + PAR/2) / ACT and / POS (partial is 0 except in that scheme)."""
+    cor, inc, par, mis, spu = (counts[..., j] for j in range(5))
+    credit = cor + 0.5 * par
+    actual, possible = cor + inc + par + spu, cor + inc + par + mis
+    p = np.where(actual > 0, credit / np.where(actual > 0, actual, 1), 0.0)
+    r = np.where(possible > 0, credit / np.where(possible > 0, possible, 1), 0.0)
+    f = np.where(p + r > 0, 2 * p * r / np.where(p + r > 0, p + r, 1), 0.0)
+    return p, r, f
 
 
 @dataclass(frozen=True, slots=True)
 class _Counts:
-    per_sample_f1: np.ndarray[Any, np.dtype[np.float64]]
-    per_sample_counts: np.ndarray[Any, np.dtype[np.float64]]  # (n, 3): tp, predicted, gold
-    tp: dict[str, int]
-    n_pred: dict[str, int]
-    n_gold: dict[str, int]
+    per_sample: np.ndarray[Any, np.dtype[np.float64]]  # (n, 5) overall counts per sample
+    by_type: dict[str, np.ndarray[Any, np.dtype[np.float64]]]  # type → (n, 5)
+    scheme: str
     n_unparseable: int
 
 
-def _f1(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_gold if n_gold else 0.0
-    f = 2 * tp / (n_pred + n_gold) if n_pred + n_gold else 0.0
-    return p, r, f
-
-
 def span_scores(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOptions) -> _Counts:
-    """Count true positives, predicted and gold spans per type across the corpus."""
+    """Count each sample's span outcomes under ``options.extra["span_match"]`` (default
+    ``strict``), overall and per type (a type's counts use only spans of that type, as
+    nervaluate's per-tag results)."""
     check_aligned(y_true, y_pred, "extraction metrics")
-    mode = options.extra.get("match", "exact")
-    if mode not in ("exact", "partial"):
-        raise MetricInputError(f"unknown span match {mode!r}; known: exact, partial")
-    tp: dict[str, int] = defaultdict(int)
-    n_pred: dict[str, int] = defaultdict(int)
-    n_gold: dict[str, int] = defaultdict(int)
-    values = np.zeros(len(y_true), dtype=np.float64)
-    counts = np.zeros((len(y_true), 3), dtype=np.float64)
+    scheme = str(options.extra.get("span_match", "strict"))
+    if scheme not in SCHEMES:
+        raise MetricInputError(f"unknown span match {scheme!r}; known: {', '.join(SCHEMES)}")
+    parsed: list[tuple[frozenset[Span], frozenset[Span]]] = []
     unparseable = 0
     for i, (t, p) in enumerate(zip(y_true, y_pred, strict=True)):
         try:
@@ -136,64 +221,134 @@ def span_scores(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOpt
         except ValueError:
             pred = frozenset()
             unparseable += 1
-        matched = _matches(gold, pred, mode == "partial")
-        for s in matched:
-            tp[s.type] += 1
-        for s in pred:
-            n_pred[s.type] += 1
-        for s in gold:
-            n_gold[s.type] += 1
-        denom = len(pred) + len(gold)
-        values[i] = 1.0 if denom == 0 else 2 * len(matched) / denom
-        counts[i] = (len(matched), len(pred), len(gold))
-    return _Counts(values, counts, dict(tp), dict(n_pred), dict(n_gold), unparseable)
+        parsed.append((gold, pred))
+    types = sorted({s.type for g, p in parsed for s in g | p})
+    n = len(parsed)
+    overall = np.zeros((n, 5), dtype=np.float64)
+    by_type = {t: np.zeros((n, 5), dtype=np.float64) for t in types}
+    for i, (gold, pred) in enumerate(parsed):
+        overall[i] = scheme_counts(gold, pred, scheme)
+        for t in {s.type for s in gold | pred}:
+            keep = (
+                frozenset(s for s in gold if s.type == t),
+                frozenset(s for s in pred if s.type == t),
+            )
+            by_type[t][i] = scheme_counts(*keep, scheme)
+    return _Counts(overall, by_type, scheme, unparseable)
+
+
+def _per_sample(counts: np.ndarray[Any, np.dtype[np.float64]], index: int) -> Any:
+    """Each sample's own precision (0), recall (1) or F1 (2); 1.0 when it has neither gold
+    nor predicted spans (nothing to find, nothing claimed)."""
+    values = prf(counts)[index]
+    empty = counts.sum(axis=1) == 0
+    return np.where(empty, 1.0, values).astype(np.float64)
 
 
 def counts_sufficient(counts: np.ndarray[Any, np.dtype[np.float64]], index: int) -> Any:
-    """Micro precision (0), recall (1) or F1 (2) as a function of summed per-sample
-    (tp, predicted, expected) counts."""
+    """Precision (0), recall (1) or F1 (2) as a function of summed per-sample counts."""
 
     def from_sums(sums: np.ndarray[Any, np.dtype[np.float64]]) -> Any:
-        tp, pred, gold = sums[:, 0], sums[:, 1], sums[:, 2]
-        if index == 0:
-            num, den = tp, pred
-        elif index == 1:
-            num, den = tp, gold
-        else:
-            num, den = 2 * tp, pred + gold
-        return np.asarray(np.where(den > 0, num / np.where(den > 0, den, 1), 0.0))
+        return np.asarray(prf(sums)[index], dtype=np.float64)
 
-    return SufficientStats(3, from_sums, rows=counts)
+    return SufficientStats(5, from_sums, rows=counts)
+
+
+def macro_sufficient(c: _Counts) -> SufficientStats:
+    """Macro F1 over types: per-type counts side by side, (n, 5·T)."""
+    types = sorted(c.by_type)
+    rows = np.concatenate([c.by_type[t] for t in types], axis=1) if types else np.zeros((0, 0))
+    k = len(types)
+
+    def from_sums(sums: np.ndarray[Any, np.dtype[np.float64]]) -> Any:
+        if k == 0:
+            return np.zeros(sums.shape[0])
+        per_type = prf(sums.reshape(sums.shape[0], k, 5))[2]
+        return np.asarray(per_type.mean(axis=1), dtype=np.float64)
+
+    return SufficientStats(
+        5 * k, from_sums, rows=rows if k else np.zeros((c.per_sample.shape[0], 0))
+    )
 
 
 def _details(c: _Counts) -> dict[str, Any]:
-    types = sorted(set(c.n_pred) | set(c.n_gold))
     per_type = {}
-    for t in types:
-        p, r, f = _f1(c.tp.get(t, 0), c.n_pred.get(t, 0), c.n_gold.get(t, 0))
-        per_type[t] = {"precision": p, "recall": r, "f1": f, "support": c.n_gold.get(t, 0)}
-    return {"per_type": per_type, "n_unparseable": c.n_unparseable}
-
-
-def _overall(c: _Counts) -> tuple[float, float, float]:
-    return _f1(sum(c.tp.values()), sum(c.n_pred.values()), sum(c.n_gold.values()))
+    for t, rows in sorted(c.by_type.items()):
+        total = rows.sum(axis=0)
+        p, r, f = (float(x) for x in prf(total))
+        per_type[t] = {
+            "precision": p,
+            "recall": r,
+            "f1": f,
+            "support": int(total[0] + total[1] + total[2] + total[3]),
+            **{name: int(v) for name, v in zip(_COLUMNS, total, strict=True)},
+        }
+    total = c.per_sample.sum(axis=0)
+    counts = {name: int(v) for name, v in zip(_COLUMNS, total, strict=True)}
+    counts["tp"] = counts["correct"]
+    counts["fp"] = counts["incorrect"] + counts["partial"] + counts["spurious"]
+    counts["fn"] = counts["incorrect"] + counts["partial"] + counts["missed"]
+    return {
+        "scheme": c.scheme,
+        "per_type": per_type,
+        "counts": counts,
+        "n_unparseable": c.n_unparseable,
+    }
 
 
 def _register(name: str, index: int, doc: str) -> None:
     def fn(y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions) -> MetricResult:
         counts = span_scores(y_true, y_pred, options)
+        stats = counts_sufficient(counts.per_sample, index)
+        value = float(stats.fn(counts.per_sample.sum(axis=0)[None, :])[0])
         return MetricResult(
-            name,
-            _overall(counts)[index],
-            counts.per_sample_f1,
-            _details(counts),
-            sufficient=counts_sufficient(counts.per_sample_counts, index),
+            name, value, _per_sample(counts.per_sample, index), _details(counts), sufficient=stats
         )
 
     fn.__doc__ = doc
     metric(name, shapes=["extraction"], higher_is_better=True, mean_of_samples=False)(fn)
 
 
-_register("span_precision", 0, "Micro precision of predicted (type, span) pairs.")
-_register("span_recall", 1, "Micro recall of gold (type, span) pairs.")
-_register("span_f1", 2, "Micro F1 of (type, span) pairs (per-sample values: each sample's F1).")
+@metric("span_macro_f1", shapes=["extraction"], higher_is_better=True, mean_of_samples=False)
+def span_macro_f1(
+    y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
+) -> MetricResult:
+    """Mean over span types of each type's F1 (types seen in gold or predictions)."""
+    counts = span_scores(y_true, y_pred, options)
+    stats = macro_sufficient(counts)
+    n = counts.per_sample.shape[0]
+    value = float(stats.fn(stats.sums(np.arange(n)[None, :]))[0])
+    return MetricResult(
+        "span_macro_f1",
+        value,
+        _per_sample(counts.per_sample, 2),
+        _details(counts),
+        sufficient=stats,
+    )
+
+
+@metric("span_untyped_f1", shapes=["extraction"], higher_is_better=True, mean_of_samples=False)
+def span_untyped_f1(
+    y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
+) -> MetricResult:
+    """Micro F1 of span boundaries, type ignored (nervaluate's 'exact' scheme)."""
+    untyped = MetricOptions(
+        labels=options.labels,
+        extra={**options.extra, "span_match": "exact"},
+        inputs=options.inputs,
+    )
+    counts = span_scores(y_true, y_pred, untyped)
+    stats = counts_sufficient(counts.per_sample, 2)
+    value = float(stats.fn(counts.per_sample.sum(axis=0)[None, :])[0])
+    return MetricResult(
+        "span_untyped_f1",
+        value,
+        _per_sample(counts.per_sample, 2),
+        _details(counts),
+        sufficient=stats,
+    )
+
+
+_register("span_precision", 0, "Micro precision of predicted spans (per-sample: its precision).")
+_register("span_recall", 1, "Micro recall of gold spans (per-sample: its recall).")
+_register("span_f1", 2, "Micro F1 of spans under task.span_match (per-sample: its F1).")

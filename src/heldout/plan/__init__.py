@@ -1,6 +1,6 @@
 """The pre-registered plan: model, YAML loading and validation, lock and verify."""
 
-from heldout.plan._load import LoadedPlan, load_plan, referenced_files
+from heldout.plan._load import LoadedPlan, load_plan, referenced_files, task_metric_options
 from heldout.plan._lock import (
     LOCK_NAME,
     LockStatus,
@@ -71,6 +71,7 @@ __all__ = [
     "read_lock",
     "referenced_files",
     "sha256_file",
+    "task_metric_options",
     "write_lock",
     "write_starter",
 ]

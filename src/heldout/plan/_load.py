@@ -393,6 +393,8 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
             for alias, label in task.aliases.items():
                 if label not in labels:
                     add(["task", "aliases", alias], f"maps to {label!r}, which is not a label")
+    if task.span_match != "strict" and task.shape != "extraction":
+        add(["task", "span_match"], "only applies to shape extraction")
     if task.use_stemmer and task.shape != "summarization":
         add(["task", "use_stemmer"], "only applies to shape summarization")
     for j, name in enumerate(task.secondary_metrics or []):
@@ -509,6 +511,33 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
                         "classification metric: it has no label probabilities",
                     )
     return out
+
+
+def task_metric_options(
+    task: TaskSpec,
+    *,
+    labels: tuple[str, ...] | None,
+    schema: Any = None,
+    inputs: Sequence[str] | None = None,
+) -> Any:
+    """The :class:`heldout.metrics.MetricOptions` a plan's task gives its metrics (one place
+    for runs and for comparisons of stored runs)."""
+    from heldout.metrics import MetricOptions
+
+    extra: dict[str, Any] = {}
+    if task.shape == "summarization":
+        extra["stem"] = task.use_stemmer
+    if task.shape == "extraction":
+        extra["span_match"] = task.span_match
+    return MetricOptions(
+        labels=labels,
+        aliases=dict(task.aliases),
+        label_match=task.label_match,
+        schema=schema,
+        extract_json=task.extract_json,
+        extra=extra,
+        inputs=inputs,
+    )
 
 
 def _metric_references(plan: Plan) -> list[tuple[list[int | str], str]]:

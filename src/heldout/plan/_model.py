@@ -78,6 +78,12 @@ class TaskSpec(_Strict):
         alias="schema",
         description="structured: JSON Schema file the output must satisfy.",
     )
+    span_match: Literal["strict", "exact", "partial", "type"] = Field(
+        default="strict",
+        description="extraction: how a predicted span matches a gold one (nervaluate's "
+        "schemes): 'strict' same boundaries and type; 'exact' same boundaries, any type; "
+        "'partial' overlap earns half credit, any type; 'type' overlap with the same type.",
+    )
     use_stemmer: bool = Field(
         default=False,
         description="summarization: apply rouge-score's Porter stemmer before ROUGE (as "

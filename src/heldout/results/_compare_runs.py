@@ -45,20 +45,13 @@ def compare_runs(folder_a: Path, folder_b: Path) -> Comparison:
     plan_path = Path(a.plan_path)
     options = MetricOptions(labels=labels, inputs=[r["input"] for r in rows_a])
     if plan_path.is_file():
-        from heldout.plan import load_plan
+        from heldout.plan import load_plan, task_metric_options
 
         task = load_plan(plan_path, check_data=False).plan.task
         schema = None
         if task.schema_file:
             schema = json.loads((plan_path.parent / task.schema_file).read_text(encoding="utf-8"))
-        options = MetricOptions(
-            labels=labels,
-            aliases=dict(task.aliases),
-            label_match=task.label_match,
-            schema=schema,
-            extract_json=task.extract_json,
-            inputs=options.inputs,
-        )
+        options = task_metric_options(task, labels=labels, schema=schema, inputs=options.inputs)
     targets = [r["target"] for r in rows_a]
     res_a = spec(targets, [r["output"] or "" for r in rows_a], options=options)
     res_b = spec(targets, [r["output"] or "" for r in rows_b], options=options)

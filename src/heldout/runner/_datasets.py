@@ -15,7 +15,7 @@ from heldout.data import FieldMap, Sample, load_samples, render
 from heldout.errors import FailedGenerationsError
 from heldout.metrics import MetricOptions, MetricResult, MetricSpec, get_metric, metric_names
 from heldout.metrics.classification import parse_labels
-from heldout.plan import LoadedPlan, SuiteGuardrail
+from heldout.plan import LoadedPlan, SuiteGuardrail, task_metric_options
 from heldout.results._samples import flag_rows
 from heldout.suites import builtin_suite
 
@@ -53,14 +53,8 @@ def gold_dataset(loaded: LoadedPlan) -> Dataset:
     labels = tuple(task.labels) if task.labels else None
     if task.shape == "classification" and labels is None:
         labels = tuple(sorted({str(s.target) for s in samples}))
-    options = MetricOptions(
-        labels=labels,
-        aliases=dict(task.aliases),
-        label_match=task.label_match,
-        schema=schema,
-        extract_json=task.extract_json,
-        extra={"stem": task.use_stemmer} if task.shape == "summarization" else {},
-        inputs=[s.input for s in samples],
+    options: MetricOptions = task_metric_options(
+        task, labels=labels, schema=schema, inputs=[s.input for s in samples]
     )
     return Dataset(
         "gold",
