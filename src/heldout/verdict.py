@@ -256,6 +256,9 @@ class PowerCheck:
     n_needed: int | None
     detectable_lift: float | None
     min_detectable_lift: float
+    #: What the numbers rest on and where it came from, and what the plan assumed before the
+    #: run when that differs (so a run and ``plan validate`` never disagree without a reason).
+    basis: str = ""
 
     @property
     def underpowered(self) -> bool:
@@ -323,6 +326,7 @@ def decide(
             f"gold set of {power.n} samples is below the {power.n_needed} needed to detect a "
             f"lift of {power.min_detectable_lift} at the planned power"
             + (f" (it can detect ~{power.detectable_lift:.3f})" if power.detectable_lift else "")
+            + (f"; {power.basis}" if power.basis else "")
         )
     if failed:
         reasons += [f"guardrail failed: {g.describe()}" for g in failed]

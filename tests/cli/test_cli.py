@@ -263,3 +263,34 @@ def test_validate_power_and_run_agree_for_a_continuous_metric(tmp_path: Path) ->
 def _run_dir(root: Path) -> Path:
     (folder,) = (root / ".heldout" / "runs").iterdir()
     return folder
+
+
+def test_suites_and_validate_say_which_guardrails_can_resolve(tmp_path: Path) -> None:
+    """heldout suites lists each built-in suite's resolvable margin; validate and lock give
+    each guardrail's chance to pass when nothing got worse (exact, see test_simulation.py)."""
+    from heldout.stats._power import noninferiority_pass_chance, resolvable_margin
+
+    r = run("suites", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    safety = next(line for line in r.stdout.splitlines() if line.startswith("│ safety"))
+    assert f"{resolvable_margin(80):.3f}" in safety  # 0.099 for 80 prompts
+    assert "resolves: the smallest max_drop" in " ".join(r.stdout.split())
+    run("init", cwd=tmp_path)
+    plan = tmp_path / "heldout.yaml"
+    plan.write_text(
+        plan.read_text().replace(
+            "guardrails:                      # what must not get worse (candidate - base)\n",
+            "guardrails:\n  - {suite: over_refusal, max_drop: 0.05}\n",
+        )
+    )
+    r = run("plan", "validate", cwd=tmp_path)
+    said = " ".join((r.stdout + r.stderr).split())
+    chance = noninferiority_pass_chance(80, 0.05, discordance=0.1)
+    assert (
+        f"guardrail suite over_refusal (n=80, max_drop 0.05): {chance:.0%} chance to pass if "
+        "nothing got worse; ~314 would give 80% (models disagreeing on 10% of prompts)"
+    ) in said
+    assert "warning: guardrail suite over_refusal" in said  # under 50%: a warning
+    r = run("plan", "lock", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "guardrail suite over_refusal (n=80" in " ".join((r.stdout + r.stderr).split())

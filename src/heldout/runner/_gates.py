@@ -281,10 +281,17 @@ def power_check(
     if run.n_needed is None:
         return None, info, f"power check skipped: {run.note}"
     can = run.detectable_lift
+    basis = f"{run.method}, {run.assumption} ({run.source})"
+    if before is not None and before.n_needed is not None and before.n_needed != run.n_needed:
+        basis += (
+            f"; plan validate said {before.n_needed:,}, assuming {before.assumption} "
+            f"({before.source})"
+        )
     check = PowerCheck(
         run.n,
         run.n_needed,
         can if can is not None and math.isfinite(can) else None,
         plan.min_detectable_lift,
+        basis,
     )
     return check, info, None

@@ -123,9 +123,29 @@ def align_ids(ids_a: Sequence[str], ids_b: Sequence[str]) -> npt.NDArray[np.intp
     return np.fromiter((index[i] for i in ids_a), dtype=np.intp, count=len(ids_a))
 
 
-def _is_binary(result: MetricResult, spec: MetricSpec) -> bool:
-    v = result.per_sample
-    return spec.mean_of_samples and not result.recomputed and bool(np.all((v == 0.0) | (v == 1.0)))
+def _is_mean(result: MetricResult, spec: MetricSpec, rows: npt.NDArray[np.intp]) -> bool:
+    """The aggregate is the mean of the per-sample values on ``rows``: by declaration, or
+    because it equals that mean on the whole set and on every leave-one-out set (micro F1
+    with no unparseable output *is* accuracy). Then it is compared as the mean it is, with
+    the same interval and test as that mean, so two names for one number never disagree."""
+    if spec.mean_of_samples and not result.recomputed:
+        return True
+    v = result.per_sample[rows]
+    if v.size < 3:
+        return False
+    loo = result.leave_one_out(rows)
+    if loo is None:
+        return False
+    whole = float(result.resample(rows[None, :])[0])
+    mean_loo = (v.sum() - v) / (v.size - 1)
+    return abs(whole - float(v.mean())) < 1e-12 and bool(
+        np.allclose(loo, mean_loo, rtol=0, atol=1e-12)
+    )
+
+
+def _is_binary(result: MetricResult, spec: MetricSpec, rows: npt.NDArray[np.intp]) -> bool:
+    v = result.per_sample[rows]
+    return bool(np.all((v == 0.0) | (v == 1.0))) and _is_mean(result, spec, rows)
 
 
 def _rows(n: int, rows: npt.NDArray[np.intp] | None) -> npt.NDArray[np.intp]:
@@ -203,10 +223,10 @@ def score_interval(
     if r.size == 0:
         raise HeldoutError(f"{spec.name}: no samples to score")
     estimate = float(result.resample(r[None, :])[0])
-    if _is_binary(result, spec):
+    if _is_binary(result, spec, r):
         w = wilson_interval(int(result.per_sample[r].sum()), r.size, options.confidence)
         return Interval(estimate, w.low, w.high, w.confidence, w.method)
-    if spec.mean_of_samples and not result.recomputed:
+    if _is_mean(result, spec, r):
         if r.size < 2:
             return Interval(estimate, float("nan"), float("nan"), options.confidence, "none")
         t = paired_t_interval(result.per_sample[r], options.confidence)
@@ -251,7 +271,7 @@ def compare(
         "candidate": c_int,
         "seed": options.seed,
     }
-    if _is_binary(base, spec) and _is_binary(cand, spec):
+    if _is_binary(base, spec, r) and _is_binary(cand, spec, r):
         b, c = base.per_sample[r] == 1.0, cand.per_sample[r] == 1.0
         fixed, broken = int(np.sum(~b & c)), int(np.sum(b & ~c))
         delta = paired_proportion_interval(fixed, broken, n, options.confidence)
@@ -263,7 +283,7 @@ def compare(
             fixed=fixed,
             broken=broken,
         )
-    if spec.mean_of_samples and not base.recomputed and not cand.recomputed:
+    if _is_mean(base, spec, r) and _is_mean(cand, spec, r):
         diff = cand.per_sample[r] - base.per_sample[r]
         if n < 2:
             nan = float("nan")
