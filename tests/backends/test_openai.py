@@ -136,3 +136,123 @@ def test_api_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("HELDOUT_TEST_KEY", "sk-secret")
     backend = OpenAIBackend(spec)
     assert "sk-secret" not in str(backend.identity())
+
+
+@pytest.mark.parametrize(
+    "fault", ["not-json", "not-utf8", "no-choices", "truncated", "html", "drop", "500", "503"]
+)
+def test_malformed_and_failed_answers_are_retried_and_counted(fault: str) -> None:
+    """A 200 whose body is not JSON, not UTF-8, lacks choices or is cut short, an HTML error
+    page: each is a retryable failure of that sample (it used to end the run in a
+    traceback), counted in the backend's record."""
+    script = ServerScript(answer=lambda p: "fine", faults={"a": [fault, fault]})
+    with FakeOpenAIServer(script) as server:
+        backend = OpenAIBackend(_spec(server, max_retries=3), backoff_base_s=0.001)
+        out = _run(backend, [Request("a", "a"), Request("b", "b")])
+        assert server.requests["a"] == 3
+    assert out["a"].ok
+    assert out["a"].text == "fine"
+    assert out["a"].attempts == 3
+    assert sum(backend.record["retries_by_reason"].values()) == 2
+
+
+def test_malformed_answers_that_never_heal_fail_the_sample_with_the_reason() -> None:
+    script = ServerScript(faults={"a": ["html"] * 5})
+    with FakeOpenAIServer(script) as server:
+        out = _run(
+            OpenAIBackend(_spec(server, max_retries=2), backoff_base_s=0.001), [Request("a", "a")]
+        )
+    assert not out["a"].ok
+    assert "malformed response: an HTML page" in (out["a"].error or "")
+
+
+def test_a_huge_answer_fails_its_sample_without_being_stored() -> None:
+    script = ServerScript(faults={"a": ["huge"]}, huge_bytes=3_000_000)
+    with FakeOpenAIServer(script) as server:
+        out = _run(
+            OpenAIBackend(_spec(server, max_response_bytes=1_000_000), backoff_base_s=0.001),
+            [Request("a", "a"), Request("b", "b")],
+        )
+    assert not out["a"].ok
+    assert "over 1,000,000 bytes (max_response_bytes)" in (out["a"].error or "")
+    assert out["b"].ok
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("120", 120.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past: no wait
+        ("Sun, 06 Nov 1994 08:49:37 GMT", 0.0),
+        ("soon", None),
+        ("", None),
+        ("-5", 0.0),
+        ("nan", None),
+        ("Mon, 99 Foo 2015 99:99:99 GMT", None),
+        (None, None),
+    ],
+)
+def test_retry_after_forms(header: str | None, expected: float | None) -> None:
+    from heldout.backends._openai import parse_retry_after
+
+    assert parse_retry_after(header) == expected
+
+
+def test_retry_after_http_date_in_the_future() -> None:
+    import email.utils
+
+    from heldout.backends._openai import parse_retry_after
+
+    now = 1_700_000_000.0
+    header = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after(header, now=now) == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize("header", ["86400", "soon"])
+def test_retry_after_is_capped_or_ignored(header: str) -> None:
+    """Retry-After: 86400 must not sleep a day (capped by max_retry_wait_s); 'soon' must not
+    crash (ignored with a note, the backoff decides)."""
+    script = ServerScript(faults={"a": ["429"]}, retry_after_header=header)
+    with FakeOpenAIServer(script) as server:
+        backend = OpenAIBackend(_spec(server, max_retry_wait_s=0.2), backoff_base_s=0.001)
+        start = time.monotonic()
+        out = _run(backend, [Request("a", "a")])
+        took = time.monotonic() - start
+    assert out["a"].ok
+    assert took < 5
+    if header == "soon":
+        assert backend.record["retries_by_reason"]["unreadable Retry-After (ignored)"] == 1
+
+
+def test_total_retry_time_per_sample_is_bounded() -> None:
+    script = ServerScript(faults={"a": ["503"] * 50}, retry_after=0.3)
+    with FakeOpenAIServer(script) as server:
+        backend = OpenAIBackend(
+            _spec(server, max_retries=50, max_retry_time_s=1.0), backoff_base_s=0.001
+        )
+        start = time.monotonic()
+        out = _run(backend, [Request("a", "a")])
+        took = time.monotonic() - start
+    assert not out["a"].ok
+    assert "max_retry_time_s=1" in (out["a"].error or "")
+    assert took < 3
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("max_retries", 1e9, "less than or equal to 100"),
+        ("timeout_s", 1e300, "less than or equal to 3600"),
+        ("max_retry_wait_s", -1, "greater than or equal to 0"),
+        ("max_response_bytes", 10, "greater than or equal to 1024"),
+    ],
+)
+def test_unbounded_numbers_are_refused(field: str, value: float, message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        OpenAIModel.model_validate(
+            {"backend": "openai", "base_url": "http://127.0.0.1:1/v1", "model": "m", field: value}
+        )

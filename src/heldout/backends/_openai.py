@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
+import logging
 import math
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +25,7 @@ from heldout.backends._base import Generation, OnResult, Request
 from heldout.errors import HeldoutError, MissingDependencyError
 from heldout.plan import OpenAIModel
 
-__all__ = ["OpenAIBackend", "choice_logprobs_from_top"]
+__all__ = ["OpenAIBackend", "choice_logprobs_from_top", "parse_retry_after"]
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -46,20 +49,51 @@ def choice_logprobs_from_top(top: dict[str, float], choices: Sequence[str]) -> d
     return out
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
+log = logging.getLogger("heldout.backends.openai")
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header, either RFC 9110 form: delay-seconds
+    ("120") or an HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT"). None when absent or garbage
+    (the caller notes it and falls back to its own backoff); never negative."""
+    if value is None or not value.strip():
         return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
     try:
-        return max(0.0, float(value))
+        seconds = float(text)  # not RFC 9110, but servers send "1.5"
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed is None or parsed.tzinfo is None:
+        return None
+    return max(0.0, parsed.timestamp() - (time.time() if now is None else now))
+
+
+async def _read_capped(resp: Any, cap: int) -> bytes | None:
+    """The whole body, or None as soon as it is known to exceed ``cap`` bytes."""
+    length = resp.content_length
+    if length is not None:
+        return None if length > cap else bytes(await resp.read())
+    buf = bytearray()
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        buf += chunk
+        if len(buf) > cap:
+            return None
+    return bytes(buf)
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, kind: str = "") -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.kind = kind or message.split(":")[0]
 
 
 class OpenAIBackend:
@@ -91,6 +125,13 @@ class OpenAIBackend:
                 )
             self._api_key = key
         self._session: Any = None
+        #: Why attempts were retried (and other events), reported in the run's model record.
+        self.events: Counter[str] = Counter()
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """What the run stores about this backend: retried attempts by reason."""
+        return {"retries_by_reason": dict(sorted(self.events.items()))} if self.events else {}
 
     def identity(self) -> dict[str, Any]:
         s = self.spec
@@ -132,6 +173,31 @@ class OpenAIBackend:
                 body["logprobs"] = 20
         return body
 
+    def _decode(self, raw: bytes, content_type: str) -> dict[str, Any]:
+        """The JSON object of a 200 answer; anything else is a retryable malformed response."""
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Retryable(
+                f"malformed response: body is not UTF-8 (byte {exc.start})", kind="malformed body"
+            ) from None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            what = (
+                "an HTML page" if "html" in content_type or text.lstrip()[:1] == "<" else "not JSON"
+            )
+            raise _Retryable(
+                f"malformed response: {what} ({len(raw)} bytes): {text[:120]!r}",
+                kind="malformed body",
+            ) from None
+        if not isinstance(data, dict):
+            raise _Retryable(
+                f"malformed response: JSON {type(data).__name__}, not an object",
+                kind="malformed body",
+            )
+        return data
+
     def _parse(
         self, req: Request, data: dict[str, Any], latency: float, attempts: int
     ) -> Generation:
@@ -140,9 +206,14 @@ class OpenAIBackend:
             chat = self.spec.endpoint == "chat"
             text = choice["message"]["content"] if chat else choice["text"]
         except (KeyError, IndexError, TypeError) as exc:
-            raise _Retryable(f"malformed response ({exc!r}): {str(data)[:200]}") from None
-        usage = data.get("usage") or {}
+            raise _Retryable(
+                f"malformed response ({exc!r}): {str(data)[:200]}", kind="malformed body"
+            ) from None
+        raw_usage = data.get("usage")
+        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
         pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        pt = pt if isinstance(pt, int) and not isinstance(pt, bool) else None
+        ct = ct if isinstance(ct, int) and not isinstance(ct, bool) else None
         cost = None
         s = self.spec
         if (
@@ -153,7 +224,11 @@ class OpenAIBackend:
             cost = pt / 1000 * s.price_per_1k_input + (ct or 0) / 1000 * s.price_per_1k_output
         lp = None
         if req.choices:
-            top = self._top_logprobs(choice)
+            try:
+                top = self._top_logprobs(choice)
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+                top = None  # malformed logprobs: the answer stands, without probabilities
+                self.events["malformed logprobs (ignored)"] += 1
             lp = choice_logprobs_from_top(top, req.choices) if top is not None else None
         return Generation(
             req.sample_id,
@@ -203,17 +278,30 @@ class OpenAIBackend:
         session = await self._session_get()
         body = self._body(req)
         url = self._url()
+        spec = self.spec
         last = ""
         attempts = 0
-        for attempt in range(self.spec.max_retries + 1):
+        began = time.monotonic()
+        for attempt in range(spec.max_retries + 1):
             attempts = attempt + 1
             start = time.perf_counter()
             try:
                 async with session.post(url, json=body) as resp:
+                    raw = await _read_capped(resp, spec.max_response_bytes)
+                    if raw is None:
+                        self.events["response over max_response_bytes"] += 1
+                        return Generation(
+                            req.sample_id,
+                            None,
+                            f"response from {url} is over {spec.max_response_bytes:,} bytes "
+                            "(max_response_bytes); not stored",
+                            time.perf_counter() - start,
+                            attempts=attempts,
+                        )
                     if resp.status == 200:
-                        data = await resp.json(content_type=None)
+                        data = self._decode(raw, resp.headers.get("Content-Type", ""))
                         return self._parse(req, data, time.perf_counter() - start, attempts)
-                    text = (await resp.text())[:300]
+                    text = raw[:300].decode("utf-8", "replace")
                     if resp.status not in RETRY_STATUS:
                         return Generation(
                             req.sample_id,
@@ -222,19 +310,32 @@ class OpenAIBackend:
                             time.perf_counter() - start,
                             attempts=attempts,
                         )
-                    raise _Retryable(
-                        f"HTTP {resp.status}: {text}", _retry_after(resp.headers.get("Retry-After"))
-                    )
+                    header = resp.headers.get("Retry-After")
+                    wait = parse_retry_after(header)
+                    if header is not None and wait is None:
+                        self.events["unreadable Retry-After (ignored)"] += 1
+                        log.info(
+                            "ignoring Retry-After %r from %s: not seconds or a date", header, url
+                        )
+                    raise _Retryable(f"HTTP {resp.status}: {text}", wait, f"HTTP {resp.status}")
             except _Retryable as exc:
                 last, wait_at_least = str(exc), exc.retry_after
+                self.events[exc.kind] += 1
             except (TimeoutError, aiohttp.ClientError) as exc:
                 last, wait_at_least = f"{type(exc).__name__}: {exc}", None
-            if attempt == self.spec.max_retries:
+                self.events[type(exc).__name__] += 1
+            if attempt == spec.max_retries:
                 break
             backoff = self._jitter.uniform(
                 0, min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)
             )
-            await asyncio.sleep(max(backoff, wait_at_least or 0.0))
+            wait = max(backoff, min(wait_at_least or 0.0, spec.max_retry_wait_s))
+            if time.monotonic() - began + wait > spec.max_retry_time_s:
+                last += (
+                    f" (stopped: retrying would exceed max_retry_time_s={spec.max_retry_time_s:g})"
+                )
+                break
+            await asyncio.sleep(wait)
         return Generation(
             req.sample_id,
             None,

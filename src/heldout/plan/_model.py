@@ -135,9 +135,34 @@ class OpenAIModel(_Strict):
         default_factory=GenerationParams, description="Sampling parameters."
     )
     concurrency: int = Field(default=32, ge=1, le=4096, description="Requests in flight.")
-    timeout_s: float = Field(default=120.0, gt=0, description="Per-request timeout, seconds.")
+    timeout_s: float = Field(
+        default=120.0, gt=0, le=3600, description="Per-request timeout, seconds (≤ 3600)."
+    )
     max_retries: int = Field(
-        default=5, ge=0, description="Retries on 429, 5xx, timeouts and connection errors."
+        default=5,
+        ge=0,
+        le=100,
+        description="Retries on 429, 5xx, timeouts, connection errors and malformed answers.",
+    )
+    max_retry_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Longest single wait a Retry-After header may ask for, seconds "
+        "(Retry-After: 86400 must not stall a run for a day).",
+    )
+    max_retry_time_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="Longest a sample may spend retrying, seconds; then it fails, reported.",
+    )
+    max_response_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest response body accepted; a bigger one fails its sample (a "
+        "runaway server must not fill the disk).",
     )
     price_per_1k_input: float | None = Field(
         default=None, ge=0, description="Price per 1,000 prompt tokens, for cost per sample."

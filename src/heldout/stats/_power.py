@@ -458,8 +458,13 @@ def noninferiority_samples_needed(
     approximation of the one-sided score test: n = (z_{α/2} + z_β)² ψ / margin²)."""
     if not 0 < margin < 1:
         raise HeldoutError("the margin must be in (0, 1) to be resolvable")
-    z = -norm_ppf((1 - confidence) / 2) + norm_ppf(power)
+    z = _z_sum(confidence, power)
     return max(2, math.ceil(z * z * discordance / margin**2))
+
+
+def _z_sum(confidence: float, power: float) -> float:
+    """z of the one-sided test at (1 − confidence)/2 plus z of the power."""
+    return -norm_ppf((1 - confidence) / 2) + norm_ppf(power)
 
 
 def resolvable_margin(
@@ -472,5 +477,4 @@ def resolvable_margin(
     """The smallest margin ``n`` paired samples pass with ``power`` chance at zero change."""
     if n < 1:
         raise HeldoutError("n must be ≥ 1")
-    z = -norm_ppf((1 - confidence) / 2) + norm_ppf(power)
-    return float(z * math.sqrt(discordance / n))
+    return float(_z_sum(confidence, power) * math.sqrt(discordance / n))

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FakeOpenAIServer", "ServerScript"]
+__all__ = ["FAULTS", "FakeOpenAIServer", "ServerScript"]
 
 
 @dataclass
@@ -29,7 +29,13 @@ class ServerScript:
     ``[429, 500]``); ``retry_after`` is sent with 429s; ``delay_s`` delays every answer;
     ``slow`` maps a prompt to a delay for its first attempt only (to trigger timeouts);
     ``drop`` maps a prompt to how many of its first attempts get the connection closed
-    without an answer (a connection error on the client).
+    without an answer (a connection error on the client). ``faults`` maps a prompt to what
+    its first attempts get, one of :data:`FAULTS` each: a status ("429", "500", "503"), "drop",
+    "timeout" (sleeps ``timeout_s``), a 200 whose body is "not-json", "not-utf8",
+    "no-choices", "truncated" (Content-Length larger than what is sent), "html" (an HTML
+    error page) or "huge" (``huge_bytes`` of text), or "echo-auth" (a 401 whose body echoes
+    the request headers, as some proxies do). ``retry_after_header`` is sent verbatim with
+    429s ("86400", "soon", an HTTP date) instead of ``retry_after``.
     """
 
     answer: Callable[[str], str] = lambda prompt: "ok"
@@ -39,6 +45,26 @@ class ServerScript:
     slow: dict[str, float] = field(default_factory=dict)
     top_logprobs: dict[str, float] | None = None
     drop: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, list[str]] = field(default_factory=dict)
+    retry_after_header: str | None = None
+    timeout_s: float = 5.0
+    huge_bytes: int = 2_000_000
+
+
+FAULTS = (
+    "429",
+    "500",
+    "503",
+    "drop",
+    "timeout",
+    "not-json",
+    "not-utf8",
+    "no-choices",
+    "truncated",
+    "html",
+    "huge",
+    "echo-auth",
+)
 
 
 class FakeOpenAIServer:
@@ -50,6 +76,7 @@ class FakeOpenAIServer:
         self.requests: Counter[str] = Counter()
         self.completed: Counter[str] = Counter()
         self.times: dict[str, list[float]] = {}
+        self.faulted: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: Any = None
@@ -71,6 +98,10 @@ class FakeOpenAIServer:
         if attempt <= self.script.drop.get(prompt, 0) and request.transport is not None:
             request.transport.abort()  # no status line: the client sees a dropped connection
             return web.Response()
+        scripted = self.script.faults.get(prompt, [])
+        if attempt <= len(scripted):
+            self.faulted[scripted[attempt - 1]] += 1
+            return await self._fault(request, scripted[attempt - 1])
         fails = self.script.fail.get(prompt, [])
         if attempt <= len(fails):
             status = fails[attempt - 1]
@@ -108,6 +139,50 @@ class FakeOpenAIServer:
                 },
             }
         )
+
+    async def _fault(self, request: Any, kind: str) -> Any:
+        from aiohttp import web
+
+        if kind in ("429", "500", "503"):
+            headers = {}
+            if kind == "429":
+                if self.script.retry_after_header is not None:
+                    headers["Retry-After"] = self.script.retry_after_header
+                elif self.script.retry_after is not None:
+                    headers["Retry-After"] = str(self.script.retry_after)
+            return web.json_response(
+                {"error": {"message": f"scripted {kind}"}}, status=int(kind), headers=headers
+            )
+        if kind == "drop" and request.transport is not None:
+            request.transport.abort()
+            return web.Response()
+        if kind == "timeout":
+            await asyncio.sleep(self.script.timeout_s)
+            return web.json_response({"error": "too late"}, status=504)
+        if kind == "not-json":
+            return web.Response(body=b'{"choices": [{"message": ', content_type="application/json")
+        if kind == "not-utf8":
+            return web.Response(body=b'{"choices": "\xff\xfe"}', content_type="application/json")
+        if kind == "no-choices":
+            return web.json_response({"id": "x", "object": "chat.completion"})
+        if kind == "html":
+            return web.Response(
+                text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"
+            )
+        if kind == "huge":
+            return web.Response(text="x" * self.script.huge_bytes, content_type="text/plain")
+        if kind == "echo-auth":
+            echoed = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
+            return web.Response(text=f"unauthorised request:\n{echoed}", status=401)
+        if kind == "truncated":
+            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+            resp.content_length = 10_000
+            await resp.prepare(request)
+            await resp.write(b'{"id": "x", "choices": [')
+            if request.transport is not None:
+                request.transport.close()
+            return resp
+        raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS)}")
 
     async def _serve(self) -> None:
         from aiohttp import web
