@@ -9,7 +9,7 @@ from heldout.data._leak import (
     iter_train_texts,
     normalize,
 )
-from heldout.data._readers import detect_format, iter_records
+from heldout.data._readers import detect_format, iter_records, jsonl_lines
 from heldout.data._sample import FieldMap, Sample
 from heldout.data._template import DEFAULT_TEMPLATE, placeholders, render
 
@@ -25,6 +25,7 @@ __all__ = [
     "iter_records",
     "iter_samples",
     "iter_train_texts",
+    "jsonl_lines",
     "load_samples",
     "normalize",
     "placeholders",

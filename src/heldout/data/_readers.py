@@ -17,7 +17,7 @@ from typing import Any
 
 from heldout.errors import DataError, Problem
 
-__all__ = ["FORMATS", "detect_format", "iter_records"]
+__all__ = ["FORMATS", "detect_format", "iter_records", "jsonl_lines"]
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -59,6 +59,12 @@ def iter_records(path: Path) -> Iterator[tuple[str, Record]]:
         yield from _iter_csv(path, delimiter="\t" if fmt == "tsv" else ",")
     else:
         yield from _iter_parquet(path)
+
+
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of JSONL text: split on "\\n" only. ``str.splitlines`` also splits on
+    U+2028, U+2029, U+0085 and other separators, which JSON strings may hold raw."""
+    return [line for line in text.split("\n") if line.strip()]
 
 
 def _reject_constant(name: str) -> Any:

@@ -165,7 +165,7 @@ def read_human_labels(path: Path) -> dict[str, str]:
     reported with its line."""
     labels: dict[str, str] = {}
     problems: list[Problem] = []
-    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for no, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{no}"

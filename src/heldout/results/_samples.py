@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from heldout.data import jsonl_lines
+
 __all__ = ["read_samples", "write_samples"]
 
 
@@ -67,7 +69,7 @@ def read_samples(folder: Path) -> list[dict[str, Any]]:
     path = folder / "samples.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [json.loads(line) for line in jsonl_lines(path.read_text(encoding="utf-8"))]
 
 
 def flag_rows(
