@@ -129,6 +129,11 @@ class OpenAIBackend:
         self.events: Counter[str] = Counter()
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never be stored or printed (the API key)."""
+        return (self._api_key,) if self._api_key else ()
+
+    @property
     def record(self) -> dict[str, Any]:
         """What the run stores about this backend: retried attempts by reason."""
         return {"retries_by_reason": dict(sorted(self.events.items()))} if self.events else {}

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -417,6 +418,14 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
         out += _schema_file_problems(loaded.resolve(task.schema_file), node)
 
     models = plan.models
+    for role in ("base", "candidate", "reference"):
+        spec = getattr(models, role)
+        if isinstance(spec, OpenAIModel) and "@" in urlsplit(spec.base_url).netloc:
+            add(
+                ["models", role, "base_url"],
+                "holds credentials (user:password@); remove them and name the environment "
+                "variable that holds the key in api_key_env (the plan is hashed and stored)",
+            )
     if models.base == models.candidate:
         add(["models", "candidate"], "is identical to models.base; compare two different models")
     if models.reference is not None and models.reference == models.candidate:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
+from heldout._redact import redact
 from heldout.backends import Backend, Generation, Request, ResponseCache, cache_key
 
 __all__ = ["FLUSH_AFTER_S", "GenerationSink", "generate"]
@@ -109,7 +110,14 @@ def generate(
                 last_progress[0] = now
                 progress(len(out), total)
 
+    secrets = tuple(getattr(backend, "secrets", ()))
+
     def on_result(gen: Generation) -> None:
+        # nothing a backend returns is stored before credentials are taken out of it
+        if gen.error is not None:
+            gen.error = redact(gen.error, secrets)
+        if secrets and gen.text is not None and any(k in gen.text for k in secrets):
+            gen.text = redact(gen.text, secrets)
         blob = json.dumps(gen.to_json(), ensure_ascii=False)  # serialised once, stored twice
         out[gen.sample_id] = gen
         pending.append((gen, blob))

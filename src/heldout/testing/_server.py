@@ -33,8 +33,8 @@ class ServerScript:
     its first attempts get, one of :data:`FAULTS` each: a status ("429", "500", "503"), "drop",
     "timeout" (sleeps ``timeout_s``), a 200 whose body is "not-json", "not-utf8",
     "no-choices", "truncated" (Content-Length larger than what is sent), "html" (an HTML
-    error page) or "huge" (``huge_bytes`` of text), or "echo-auth" (a 401 whose body echoes
-    the request headers, as some proxies do). ``retry_after_header`` is sent verbatim with
+    error page) or "huge" (``huge_bytes`` of text), or "echo-auth" / "echo-auth-500" (a 401
+    or 500 whose body echoes the request headers, as some proxies do). ``retry_after_header`` is sent verbatim with
     429s ("86400", "soon", an HTTP date) instead of ``retry_after``.
     """
 
@@ -64,6 +64,7 @@ FAULTS = (
     "html",
     "huge",
     "echo-auth",
+    "echo-auth-500",
 )
 
 
@@ -171,9 +172,10 @@ class FakeOpenAIServer:
             )
         if kind == "huge":
             return web.Response(text="x" * self.script.huge_bytes, content_type="text/plain")
-        if kind == "echo-auth":
+        if kind in ("echo-auth", "echo-auth-500"):
             echoed = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
-            return web.Response(text=f"unauthorised request:\n{echoed}", status=401)
+            status = 401 if kind == "echo-auth" else 500
+            return web.Response(text=f"request was:\n{echoed}", status=status)
         if kind == "truncated":
             resp = web.StreamResponse(headers={"Content-Type": "application/json"})
             resp.content_length = 10_000
