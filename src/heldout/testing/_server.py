@@ -34,8 +34,9 @@ class ServerScript:
     "timeout" (sleeps ``timeout_s``), a 200 whose body is "not-json", "not-utf8",
     "no-choices", "truncated" (Content-Length larger than what is sent), "html" (an HTML
     error page) or "huge" (``huge_bytes`` of text), or "echo-auth" / "echo-auth-500" (a 401
-    or 500 whose body echoes the request headers, as some proxies do). ``retry_after_header`` is sent verbatim with
-    429s ("86400", "soon", an HTTP date) instead of ``retry_after``.
+    or 500 whose body echoes the request headers, as some proxies do).
+    ``retry_after_header`` is sent verbatim with 429s ("86400", "soon", an HTTP date) instead
+    of ``retry_after``.
     """
 
     answer: Callable[[str], str] = lambda prompt: "ok"
