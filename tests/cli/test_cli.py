@@ -294,3 +294,71 @@ def test_suites_and_validate_say_which_guardrails_can_resolve(tmp_path: Path) ->
     r = run("plan", "lock", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "guardrail suite over_refusal (n=80" in " ".join((r.stdout + r.stderr).split())
+
+
+def test_exit_codes_bad_usage_internal_error_and_help(tmp_path: Path) -> None:
+    """2 for usage errors, 3 with a crash log (never a traceback on the terminal) for a bug,
+    and the codes in --help."""
+    r = run("--help", cwd=tmp_path)
+    assert "Exit codes: 0 success; 1 a check or verdict says no; 2 bad input" in " ".join(
+        r.stdout.split()
+    )
+    assert run("nosuch", cwd=tmp_path).returncode == 2
+    assert run("run", "-p", "missing.yaml", cwd=tmp_path).returncode == 2
+    # an internal error: a plugin metric that crashes inside a run (not a HeldoutError)
+    (tmp_path / "gold.jsonl").write_text('{"id": "a", "input": "x", "target": "y"}\n')
+    (tmp_path / "boom.py").write_text(
+        "import heldout\n\n"
+        "@heldout.metric('boom', shapes=['qa'], higher_is_better=True)\n"
+        "def boom(y_true, y_pred, *, options):\n"
+        "    raise ZeroDivisionError('scripted crash')\n"
+    )
+    (tmp_path / "heldout.yaml").write_text(
+        "name: crash\ntarget_behavior: t\ntask: {shape: qa, data: gold.jsonl}\n"
+        "primary_metric: boom\nbaseline: 0.1\nsuccess_threshold: 0.5\n"
+        "min_detectable_lift: 0.1\nplugins: [boom.py]\nmodels:\n"
+        "  base: {backend: mock, name: b, default: y}\n"
+        "  candidate: {backend: mock, name: c, default: y}\n"
+    )
+    r = run("run", cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    said = " ".join(r.stderr.split())
+    assert "internal error (a bug in heldout): ZeroDivisionError: scripted crash" in said
+    logs = list((tmp_path / ".heldout").glob("crash-*.log"))
+    assert len(logs) == 1
+    assert str(logs[0]) in said.replace(" ", "") or logs[0].name in said
+    assert "Traceback" in logs[0].read_text()
+
+
+def test_ctrl_c_says_what_was_saved_and_exits_130(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from heldout.testing import FakeOpenAIServer, ServerScript
+
+    rows = [{"id": f"q{i}", "input": f"question {i}", "target": "ok"} for i in range(400)]
+    (tmp_path / "gold.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with FakeOpenAIServer(ServerScript(answer=lambda p: "ok", delay_s=0.05)) as server:
+        (tmp_path / "heldout.yaml").write_text(
+            "name: int\ntarget_behavior: t\ntask: {shape: qa, data: gold.jsonl}\n"
+            "primary_metric: exact_match\nbaseline: 0.1\nsuccess_threshold: 0.5\n"
+            "min_detectable_lift: 0.1\nmodels:\n"
+            f"  base: {{backend: openai, base_url: '{server.base_url}', model: b, "
+            "concurrency: 4}\n  candidate: {backend: mock, name: c, default: ok}\n"
+        )
+        env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+        proc = subprocess.Popen(
+            [HELDOUT, "run"], cwd=tmp_path, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while sum(server.completed.values()) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-1000:]
+    said = " ".join(stderr.split())
+    assert "interrupted:" in said
+    assert "response(s) saved in the cache; finished work is kept: rerun to resume" in said
+    assert "Traceback" not in stderr

@@ -9,6 +9,7 @@ import gc
 import hashlib
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,8 @@ from heldout.errors import HeldoutError
 app = typer.Typer(
     name="heldout",
     help="Decide, with evidence, whether a fine-tuned LLM is better than its base model.",
+    epilog="Exit codes: 0 success; 1 a check or verdict says no; 2 bad input or "
+    "configuration; 3 internal error (crash log); 130 interrupted (rerun resumes).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -46,6 +49,8 @@ app.add_typer(plan_app, name="plan")
 
 out = Console()
 err = Console(stderr=True)
+#: What an interrupted command had finished, for the interruption message.
+_INTERRUPTED = [""]
 
 T = TypeVar("T")
 PlanOpt = Annotated[Path, typer.Option("--plan", "-p", help="Plan file.")]
@@ -414,7 +419,15 @@ def run_cmd(
     # start-up objects (modules, the plan) live to the end: exempting them from the cyclic
     # collector saves its repeated full scans during generation (~40 ms per 2,000 responses)
     gc.freeze()
-    with _bars(30) as on_progress:
+    done: dict[str, int] = {}
+    with _bars(30) as bars:
+
+        def on_progress(label: str, n: int, total: int) -> None:
+            done[label] = n
+            total_done = sum(done.values())
+            _INTERRUPTED[0] = f": {total_done:,} response(s) saved in the cache"
+            bars(label, n, total)
+
         result, folder = _guard(lambda: run_plan(loaded, status, options, on_progress))
     from heldout.report import write_reports
 
@@ -687,6 +700,66 @@ def leak(
     raise typer.Exit(1)
 
 
+EXIT_CODES = """Exit codes, the same for every command:
+  0  success (a ship verdict, a passing check)
+  1  a check or verdict says no (the last line names which)
+  2  bad input or configuration (the message names the file, line or field)
+  3  internal error: a bug in heldout (one line, and the path of a crash log)
+  130 interrupted (finished work is kept: rerun to resume)"""
+
+
+def _crash_log(exc: BaseException) -> Path:
+    """Write the traceback where the user can find it and attach it to a bug report."""
+    import tempfile
+    import traceback
+    from datetime import UTC, datetime
+
+    from heldout._redact import redact
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    text = redact("".join(traceback.format_exception(exc)))
+    for folder in (Path(".heldout"), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"crash-{stamp}-{os.getpid()}.log"
+            path.write_text(f"heldout {__version__}\n{' '.join(sys.argv)}\n\n{text}", "utf-8")
+            return path.resolve()
+        except OSError:
+            continue
+    return Path("(crash log could not be written)")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    app(args=list(argv) if argv is not None else None, prog_name="heldout")
+    """Console-script entry point: every command ends with one of :data:`EXIT_CODES`."""
+    try:
+        code = app(
+            args=list(argv) if argv is not None else None,
+            prog_name="heldout",
+            standalone_mode=False,
+        )
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        code = 130
+    except typer.TyperException as exc:  # usage errors: unknown options, commands, values
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(2)
+    except HeldoutError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except Exception as exc:
+        path = _crash_log(exc)
+        err.print(
+            f"[bold red]internal error (a bug in heldout):[/] {type(exc).__name__}: "
+            f"{str(exc)[:200]}; the traceback is in {path} (please attach it to a bug report)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(3)
+    if code == 130:  # typer turns Ctrl-C into exit code 130 without a word
+        err.print(f"interrupted{_INTERRUPTED[0]}; finished work is kept: rerun to resume")
+    sys.exit(code if isinstance(code, int) else 0)
