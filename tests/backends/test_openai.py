@@ -243,7 +243,8 @@ def test_total_retry_time_per_sample_is_bounded() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("max_retries", 1e9, "less than or equal to 100"),
+        ("max_retries", 10**9, "less than or equal to 100"),
+        ("max_retries", 1e9, "valid integer"),
         ("timeout_s", 1e300, "less than or equal to 3600"),
         ("max_retry_wait_s", -1, "greater than or equal to 0"),
         ("max_response_bytes", 10, "greater than or equal to 1024"),

@@ -15,7 +15,9 @@ LABELS = ["positive", "negative", "neutral"]
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'">'
 
 
-def build_run(root: Path, *, hostile: bool = False, seed: int = 0) -> tuple[RunResult, Path]:
+def build_run(
+    root: Path, *, hostile: bool = False, seed: int = 0, hostile_id: str = "g000"
+) -> tuple[RunResult, Path]:
     """A deterministic run with mock models: fixed ids, outputs and seed."""
     import json
 
@@ -28,7 +30,7 @@ def build_run(root: Path, *, hostile: bool = False, seed: int = 0) -> tuple[RunR
         base[sid] = t if rng.random() < 0.6 else "neutral"
         cand[sid] = t if rng.random() < 0.85 else "dunno"
     if hostile:
-        cand["g000"] = HOSTILE
+        cand[hostile_id] = HOSTILE
     suite = [{"id": f"q{i}", "input": f"{i}+1?", "target": str(i + 1)} for i in range(40)]
     for i in range(40):
         base[f"q{i}"] = str(i + 1) if i % 5 else "?"

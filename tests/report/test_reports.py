@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,49 @@ def test_parquet_handles_long_texts_and_empty_runs(tmp_path: Path) -> None:
     assert not (tmp_path / "samples.flat.jsonl.tmp").exists()
     write_samples(tmp_path, [])
     assert pq.read_table(tmp_path / "samples.parquet").num_rows == 0
+
+
+MD_PAYLOADS = [
+    "![pixel](https://tracker.example.invalid.test/p.png?u=1)",
+    "[click](https://phish.test/login)",
+    "[x](javascript:alert(1))",
+    "<img src=https://t.test/i.png>",
+    "<a href='https://t.test'>link</a>",
+    "ping @octocat and @org/team",
+    "see #123 and GH-45",
+    "https://bare.test/path and www.bare.test",
+    "`code` | pipe ``two``",
+    "<script>alert(1)</script>",
+]
+
+
+def test_markdown_renders_model_and_gold_text_inert(tmp_path: Path) -> None:
+    """The PR comment, rendered by a GFM renderer (markdown-it-py with linkify): no image,
+    no link, no HTML, no mention or issue reference comes from model or gold text."""
+    from markdown_it import MarkdownIt
+
+    import tests.report.conftest as fixture
+
+    saved = fixture.HOSTILE
+
+    for k, payload in enumerate(MD_PAYLOADS):
+        fixture.HOSTILE = payload  # the candidate's output on g008 (a regression)
+        result, folder = build_run(tmp_path / f"r{k}", hostile=True, hostile_id="g008")
+        text = render_markdown(build_view(result, read_samples(folder)))
+        html = MarkdownIt("gfm-like").render(text)
+        assert "<img" not in html, payload
+        assert "<a " not in html, payload
+        assert "<script" not in html, payload
+        # GitHub links mentions and #refs in text, never inside code spans
+        prose = re.sub(r"<code>.*?</code>", "", html, flags=re.S)
+        assert "@octocat" not in prose, payload
+        assert "@org" not in prose, payload
+        assert "#123" not in prose, payload
+        assert "@octocat" not in html  # and a mention is broken even in a code span
+        # the payload is still there to read, verbatim inside a code span
+        row = next(line for line in text.splitlines() if line.startswith("| `g008`"))
+        assert "`" in row.split("|")[-2]
+        word = next(w for w in ("pixel", "click", "alert", "t.test", "octocat", "123", "bare",
+                                "code", "script") if w in payload)  # fmt: skip
+        assert word in html
+    fixture.HOSTILE = saved

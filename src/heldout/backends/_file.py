@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from heldout._json import load_json
 from heldout.backends._base import Generation, OnResult, Request
 from heldout.data import iter_records
 from heldout.errors import DataError, Problem
@@ -57,7 +58,7 @@ def _probability(value: Any, what: str) -> tuple[float | None, str | None]:
 def _probabilities(value: Any, field: str) -> tuple[dict[str, float] | None, str | None]:
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = load_json(value)
         except ValueError:
             return None, f"{field} must be an object {{label: probability}}, got {value!r:.60}"
     if not isinstance(value, dict) or not value:
@@ -101,9 +102,9 @@ def _iter_inspect(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         with zipfile.ZipFile(path) as zf:
             for name in sorted(zf.namelist()):
                 if name.startswith("samples/") and name.endswith(".json"):
-                    yield f"{path}!{name}", json.loads(zf.read(name))
+                    yield f"{path}!{name}", load_json(zf.read(name))
         return
-    log = json.loads(path.read_text(encoding="utf-8"))
+    log = load_json(path.read_text(encoding="utf-8"))
     for i, sample in enumerate(log.get("samples") or []):
         yield f"{path}:samples[{i}]", sample
 
@@ -150,9 +151,7 @@ def read_predictions(spec: FileModel, path: Path) -> dict[str, Prediction]:
                 continue
             add(where, sample.get("id"), _inspect_output(sample))
     else:
-        for where, rec in iter_records(
-            path.with_suffix(".jsonl") if fmt == "lm-eval" and path.suffix != ".jsonl" else path
-        ):
+        for where, rec in iter_records(path, "jsonl" if fmt == "lm-eval" else None):
             if isinstance(rec, Problem):
                 problems.append(rec)
                 continue

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
 import math
 import os
@@ -21,6 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from heldout._json import load_json
 from heldout.backends._base import Generation, OnResult, Request
 from heldout.errors import HeldoutError, MissingDependencyError
 from heldout.plan import OpenAIModel
@@ -187,7 +187,7 @@ class OpenAIBackend:
                 f"malformed response: body is not UTF-8 (byte {exc.start})", kind="malformed body"
             ) from None
         try:
-            data = json.loads(text)
+            data = load_json(text)
         except ValueError:
             what = (
                 "an HTML page" if "html" in content_type or text.lstrip()[:1] == "<" else "not JSON"

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from heldout._json import load_json
 from heldout.errors import DataError, Problem
 
 __all__ = ["FORMATS", "detect_format", "iter_records", "jsonl_lines"]
@@ -46,9 +47,11 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
-def iter_records(path: Path) -> Iterator[tuple[str, Record]]:
-    """Yield ``(where, record)``; file-level problems raise :class:`DataError`."""
-    fmt = detect_format(path)
+def iter_records(path: Path, fmt: str | None = None) -> Iterator[tuple[str, Record]]:
+    """Yield ``(where, record)``; file-level problems raise :class:`DataError`. ``fmt``
+    (jsonl, csv, tsv, parquet) overrides the format the extension names: the file read is
+    always exactly ``path``."""
+    fmt = fmt or detect_format(path)
     if not path.is_file():
         raise DataError([Problem(str(path), "file not found")])
     if path.stat().st_size == 0:
@@ -81,7 +84,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _parse_json_line(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+    return load_json(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[str, Record]]:
@@ -138,6 +141,16 @@ def _iter_csv(path: Path, *, delimiter: str) -> Iterator[tuple[str, Record]]:
         raise DataError(
             [Problem(f"{where}:{line}", "invalid UTF-8; re-save the file as UTF-8")]
         ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise DataError(
+            [
+                Problem(
+                    f"{where}:{line}",
+                    "NUL byte in a CSV file (a binary or UTF-16 file?); re-save it as UTF-8 text",
+                )
+            ]
+        )
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from heldout._json import load_json
 from heldout.errors import DataError, Problem
 from heldout.stats._intervals import Interval, paired_t_interval
 from heldout.stats._special import binom_half_cdf
@@ -170,7 +171,7 @@ def read_human_labels(path: Path) -> dict[str, str]:
             continue
         where = f"{path}:{no}"
         try:
-            row = json.loads(line)
+            row = load_json(line)
         except json.JSONDecodeError as exc:
             problems.append(Problem(where, f"malformed JSON: {exc.msg}"))
             continue

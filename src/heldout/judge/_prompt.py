@@ -13,6 +13,8 @@ import json
 import re
 from collections.abc import Sequence
 
+from heldout._json import load_json
+
 __all__ = ["nonce_for", "pairwise_prompt", "parse_verdict"]
 
 _TAG = re.compile(r"</?\s*(response|task)[^>]*>", re.IGNORECASE)
@@ -57,7 +59,7 @@ def parse_verdict(text: str) -> str | None:
     last "winner: X"); None when the reply has no verdict."""
     for raw in reversed(_OBJECT.findall(text)):
         try:
-            obj = json.loads(raw)
+            obj = load_json(raw)
         except json.JSONDecodeError:
             continue
         winner = obj.get("winner") if isinstance(obj, dict) else None

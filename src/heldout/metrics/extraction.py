@@ -13,13 +13,13 @@ corpus, per type and overall; ``span_macro_f1`` averages the per-type F1 and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from heldout._json import load_json
 from heldout.errors import MetricInputError
 from heldout.metrics._inputs import check_aligned
 from heldout.metrics._registry import MetricOptions, MetricResult, SufficientStats, metric
@@ -75,7 +75,7 @@ def _span(item: Any, where: str) -> Span:
 def parse_spans(value: Any, where: str = "spans") -> frozenset[Span]:
     """Spans from a list (or a JSON string holding one); raises ValueError when malformed."""
     if isinstance(value, str):
-        value = json.loads(value)
+        value = load_json(value)
     if isinstance(value, dict) and isinstance(value.get("entities"), list):
         value = value["entities"]
     if not isinstance(value, list):

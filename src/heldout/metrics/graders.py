@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from heldout._json import load_json
 from heldout.errors import MetricInputError
 from heldout.metrics._inputs import check_aligned, text_references
 from heldout.metrics._registry import MetricOptions, MetricResult, metric
@@ -92,7 +93,7 @@ def _json_object(text: str) -> Any:
     if fenced:
         body = fenced.group(1).strip()
     try:
-        return json.loads(body)
+        return load_json(body)
     except json.JSONDecodeError:
         return None
 

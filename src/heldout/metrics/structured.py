@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from heldout._json import load_json
 from heldout.errors import MetricInputError
 from heldout.metrics._inputs import check_aligned
 from heldout.metrics._registry import MetricOptions, MetricResult, SufficientStats, metric
@@ -40,7 +41,7 @@ def parse_output(text: Any, *, extract: bool) -> Any:
     if not isinstance(text, str):
         raise MetricInputError(f"prediction is {type(text).__name__}, not a string")
     try:
-        return extract_first_json(text) if extract else json.loads(text)
+        return extract_first_json(text) if extract else load_json(text)
     except ValueError:
         return _NOT_JSON
 
@@ -53,7 +54,7 @@ def _parse_all(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOpti
 def _target(t: Any, i: int) -> Mapping[str, Any]:
     if isinstance(t, str):
         try:
-            t = json.loads(t)
+            t = load_json(t)
         except ValueError:
             raise MetricInputError(f"target {i} is a string that is not JSON: {t[:60]!r}") from None
     if not isinstance(t, dict):

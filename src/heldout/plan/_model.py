@@ -37,7 +37,8 @@ SHAPES: tuple[str, ...] = Shape.__args__  # type: ignore[attr-defined]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # strict: `baseline: false` must not be read as 0.0, nor `"0.5"` as a number
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class TaskSpec(_Strict):

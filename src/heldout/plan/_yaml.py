@@ -27,42 +27,129 @@ def format_path(loc: Sequence[int | str]) -> str:
     return out
 
 
+#: A plan is a few hundred nodes; past these limits it is an attack or an accident, and
+#: expanding it (aliases) or recursing into it (nesting) would hang or crash the reader.
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+
+def _syntax_problem(exc: yaml.YAMLError, source: str, what: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    reason = getattr(exc, "problem", None) or str(exc)
+    return Problem(source, f"{what}: {reason}", line)
+
+
 def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None, list[Problem]]:
-    """Parse ``text``; return (data, node tree, problems). Data is None on a syntax error."""
+    """Parse ``text``; return (data, node tree, problems). Data is None when the text cannot
+    be read safely: a syntax error, a Python tag, nesting deeper than :data:`MAX_DEPTH`, or
+    aliases that expand past :data:`MAX_NODES` nodes (an alias bomb)."""
     try:
+        deep = _too_deep(text)
+        if deep is not None:
+            return None, None, [Problem(source, f"nested deeper than {MAX_DEPTH} levels", deep)]
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        return None, None, [Problem(source, f"YAML syntax error: {reason}", line)]
+        return None, None, [_syntax_problem(exc, source, "YAML syntax error")]
+    except RecursionError:
+        return None, None, [Problem(source, f"nested too deep to read (limit {MAX_DEPTH} levels)")]
     if node is None:
         return None, None, [Problem(source, "the plan is empty; run 'heldout init' for a start")]
+    unsafe = _check_shape(node, source)
+    if unsafe:
+        return None, None, [unsafe]
     problems: list[Problem] = []
-    _find_duplicates(node, [], problems)
-    data = yaml.load(text, Loader=yaml.SafeLoader)
+    _find_duplicates(node, problems)
+    try:
+        data = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        return None, None, [_syntax_problem(exc, source, "YAML error")]
     return data, node, problems
 
 
-def _find_duplicates(node: yaml.Node, path: list[int | str], out: list[Problem]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                out.append(
-                    Problem(
-                        format_path([*path, key]),
-                        f"key appears twice (first at line {seen[key]}); keep one",
-                        key_node.start_mark.line + 1,
-                    )
+_OPEN = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_CLOSE = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _too_deep(text: str) -> int | None:
+    """The line where nesting passes :data:`MAX_DEPTH`, from the token stream (the scanner
+    is iterative; PyYAML's composer recurses and would take seconds to overflow)."""
+    depth = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, _OPEN):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return int(token.start_mark.line) + 1
+        elif isinstance(token, _CLOSE):
+            depth -= 1
+    return None
+
+
+def _check_shape(root: yaml.Node, source: str) -> Problem | None:
+    """Depth, expanded size and tags, in one walk that visits each node object once."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        line = node.start_mark.line + 1
+        if node.tag.startswith("tag:yaml.org,2002:python"):
+            return Problem(source, f"Python tags ({node.tag}) are not allowed in a plan", line)
+        if depth > MAX_DEPTH:
+            return Problem(source, f"nested deeper than {MAX_DEPTH} levels", line)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if done:
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[id(node)] > MAX_NODES:
+                return Problem(
+                    source,
+                    f"expands to more than {MAX_NODES:,} values through YAML aliases (an alias "
+                    "bomb?); write the plan out without anchors and aliases",
+                    line,
                 )
-            else:
-                seen[key] = key_node.start_mark.line + 1
-            _find_duplicates(value_node, [*path, key], out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _find_duplicates(item, [*path, i], out)
+            continue
+        if id(node) in sizes:
+            continue
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
+    return None
+
+
+def _find_duplicates(root: yaml.Node, out: list[Problem]) -> None:
+    """Duplicate keys in every mapping, each node object visited once (aliases share it)."""
+    visited: set[int] = set()
+    stack: list[tuple[yaml.Node, list[int | str]]] = [(root, [])]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:
+                    out.append(
+                        Problem(
+                            format_path([*path, key]),
+                            f"key appears twice (first at line {seen[key]}); keep one",
+                            key_node.start_mark.line + 1,
+                        )
+                    )
+                else:
+                    seen[key] = key_node.start_mark.line + 1
+                stack.append((value_node, [*path, key]))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, [*path, i]) for i, item in enumerate(node.value))
+    out.sort(key=lambda p: p.line or 0)
 
 
 def line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:

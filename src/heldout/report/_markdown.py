@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from heldout.report._view import ReportView, fmt
 
 __all__ = ["MAX_CHARS", "render_markdown"]
@@ -19,9 +21,44 @@ ICON = {
 }
 
 
-def _cell(text: object, limit: int = 160) -> str:
-    s = " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+_WJ = "\u2060"  # word joiner: invisible, and it stops @mentions, #refs and autolinks
+_NEUTRAL = [
+    (re.compile(r"@(?=\w)"), "@" + _WJ),  # @user, @org/team: no ping
+    (re.compile(r"#(?=\d)"), "#" + _WJ),  # #123: no issue reference
+    (re.compile(r"(?i)\b(https?|ftp|javascript|data|vbscript|file)(?=:)"), r"\1" + _WJ),
+    (re.compile(r"(?i)\bwww\."), "www" + _WJ + "."),
+]
+
+
+def _inert(text: str) -> str:
+    """Text that renders as itself: no HTML, links, images, mentions or references."""
+    for pattern, repl in _NEUTRAL:
+        text = pattern.sub(repl, text)
+    for ch in "\\`*_[]<>!|~":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def _cut(text: object, limit: int) -> str:
+    s = " ".join(str(text).split())
     return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _cell(text: object, limit: int = 160) -> str:
+    """Any text from a run (names, reasons, server messages) made inert for a table cell."""
+    return _inert(_cut(text, limit))
+
+
+def _code(text: object, limit: int) -> str:
+    """Model and gold text as a code span: shown verbatim, never rendered (mentions, links
+    and images inside a code span are plain text); pipes escaped for the table."""
+    s = _cut(text, limit)
+    if not s:
+        return "*(empty)*"
+    s = _NEUTRAL[0][0].sub(_NEUTRAL[0][1], s).replace("|", "\\|")
+    fence = "`" * (max((len(m) for m in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
 
 
 def render_markdown(view: ReportView, *, top: int = 10) -> str:
@@ -92,9 +129,9 @@ def render_markdown(view: ReportView, *, top: int = 10) -> str:
         ]
         for item in view.regressions[:top]:
             out.append(
-                f"| {_cell(item['id'], 40)} | {_cell(item['input'], 120)} | "
-                f"{_cell(item['target'], 60)} | {_cell(item['base_output'], 80)} | "
-                f"{_cell(item['output'], 80)} |"
+                f"| {_code(item['id'], 40)} | {_code(item['input'], 120)} | "
+                f"{_code(item['target'], 60)} | {_code(item['base_output'], 80)} | "
+                f"{_code(item['output'], 80)} |"
             )
     out += [
         "",
