@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from heldout.backends._base import Generation, Request
+from heldout.errors import HeldoutError
 
 __all__ = ["ResponseCache", "cache_key"]
 
@@ -39,13 +40,21 @@ class ResponseCache:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS responses ("
-            "key TEXT PRIMARY KEY, sample_id TEXT, generation TEXT NOT NULL, created REAL)"
-        )
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses ("
+                "key TEXT PRIMARY KEY, sample_id TEXT, generation TEXT NOT NULL, created REAL)"
+            )
+            self._db.execute("SELECT count(*) FROM responses LIMIT 1").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise HeldoutError(
+                f"the response cache {path} is damaged ({exc}); move it aside (mv {path} "
+                f"{path}.broken) and rerun: the cache only saves repeated requests, so nothing "
+                "but time is lost (or run with --no-cache)"
+            ) from None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
         out: dict[str, Generation] = {}

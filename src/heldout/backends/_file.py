@@ -98,15 +98,30 @@ def _inspect_output(sample: dict[str, Any]) -> str | None:
 
 
 def _iter_inspect(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    if path.suffix == ".eval":
-        with zipfile.ZipFile(path) as zf:
-            for name in sorted(zf.namelist()):
-                if name.startswith("samples/") and name.endswith(".json"):
-                    yield f"{path}!{name}", load_json(zf.read(name))
-        return
-    log = load_json(path.read_text(encoding="utf-8"))
-    for i, sample in enumerate(log.get("samples") or []):
-        yield f"{path}:samples[{i}]", sample
+    try:
+        if path.suffix == ".eval":
+            with zipfile.ZipFile(path) as zf:
+                for name in sorted(zf.namelist()):
+                    if name.startswith("samples/") and name.endswith(".json"):
+                        sample = load_json(zf.read(name))
+                        if isinstance(sample, dict):
+                            yield f"{path}!{name}", sample
+            return
+        log = load_json(path.read_text(encoding="utf-8"))
+    except (zipfile.BadZipFile, ValueError, UnicodeDecodeError, OSError) as exc:
+        raise DataError(
+            [
+                Problem(
+                    str(path),
+                    f"not a readable Inspect log ({type(exc).__name__}: {exc}); write it with "
+                    "'inspect eval ... --log-format json' or pass the .eval file Inspect wrote",
+                )
+            ]
+        ) from None
+    samples = log.get("samples") if isinstance(log, dict) else None
+    for i, sample in enumerate(samples or []):
+        if isinstance(sample, dict):
+            yield f"{path}:samples[{i}]", sample
 
 
 def read_predictions(spec: FileModel, path: Path) -> dict[str, Prediction]:

@@ -298,8 +298,8 @@ class OpenAIBackend:
                         return Generation(
                             req.sample_id,
                             None,
-                            f"response from {url} is over {spec.max_response_bytes:,} bytes "
-                            "(max_response_bytes); not stored",
+                            f"sample {req.sample_id!r}: response from {url} is over "
+                            f"{spec.max_response_bytes:,} bytes (max_response_bytes); not stored",
                             time.perf_counter() - start,
                             attempts=attempts,
                         )
@@ -311,7 +311,7 @@ class OpenAIBackend:
                         return Generation(
                             req.sample_id,
                             None,
-                            f"HTTP {resp.status} from {url}: {text}",
+                            f"sample {req.sample_id!r}: HTTP {resp.status} from {url}: {text}",
                             time.perf_counter() - start,
                             attempts=attempts,
                         )

@@ -254,6 +254,10 @@ def list_metrics(
 ) -> None:
     """List the registered metrics with their shapes and direction."""
     from heldout.metrics import get_metric, metric_families, metric_names
+    from heldout.plan import SHAPES
+
+    if shape is not None and shape not in SHAPES:
+        _fail(f"--shape: unknown shape {shape!r}; known: {', '.join(SHAPES)}", 2)
 
     table = Table("metric", "shapes", "better", "description")
     for name in metric_names(shape):
@@ -750,6 +754,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     except HeldoutError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:  # a path the user gave cannot be read or written
+        where = f" {exc.filename}" if exc.filename else ""
+        err.print(
+            f"[bold red]error:[/] cannot use{where}: {exc.strerror or exc}; check the path "
+            "and its permissions",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(2)
     except Exception as exc:
         path = _crash_log(exc)

@@ -418,6 +418,13 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
         out += _schema_file_problems(loaded.resolve(task.schema_file), node)
 
     models = plan.models
+    for role in ("base", "reference"):  # the candidate's file may not exist before training
+        spec = getattr(models, role)
+        if isinstance(spec, FileModel) and not loaded.resolve(spec.path).is_file():
+            add(
+                ["models", role, "path"],
+                f"predictions file not found: {spec.path} (paths are relative to {loaded.root})",
+            )
     for role in ("base", "candidate", "reference"):
         spec = getattr(models, role)
         if isinstance(spec, OpenAIModel) and "@" in urlsplit(spec.base_url).netloc:

@@ -21,12 +21,20 @@ class RunStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        with sqlite3.connect(path) as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, plan_name TEXT, "
-                "created_at TEXT, verdict TEXT, metric TEXT, base REAL, candidate REAL, "
-                "delta REAL, delta_low REAL, delta_high REAL, gates TEXT, folder TEXT)"
-            )
+        try:
+            with sqlite3.connect(path) as db:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, plan_name TEXT, "
+                    "created_at TEXT, verdict TEXT, metric TEXT, base REAL, candidate REAL, "
+                    "delta REAL, delta_low REAL, delta_high REAL, gates TEXT, folder TEXT)"
+                )
+                db.execute("SELECT count(*) FROM runs").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise HeldoutError(
+                f"the run store {path} is damaged ({exc}); move it aside (mv {path} "
+                f"{path}.broken): the runs themselves are in their folders, only the index "
+                "of 'heldout history' is lost"
+            ) from None
 
     def add(self, result: RunResult, folder: Path) -> None:
         primary = next((c for c in result.comparisons if c.primary), None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import numpy as np
 
 from heldout._version import __version__
 from heldout.backends import Backend, Generation, ResponseCache, make_backend
-from heldout.errors import FailedGenerationsError
+from heldout.errors import FailedGenerationsError, HeldoutError
 from heldout.judge import read_human_labels
 from heldout.metrics import MetricResult, get_metric
 from heldout.plan import (
@@ -58,6 +59,7 @@ from heldout.runner._datasets import (
 from heldout.runner._gates import guardrail_gates, guardrail_metric_names, power_check
 from heldout.runner._generate import GenerationSink, generate
 from heldout.runner._judging import judge_record, judge_requests, judge_summary
+from heldout.runner._lock import project_lock
 from heldout.runner._records import comparison_record, gate_record, interval_record, json_safe
 from heldout.stats import StatsOptions, compare, compare_slices, reference_ceiling
 from heldout.verdict import GATE_RULE, decide
@@ -96,14 +98,64 @@ def run_plan(
     options: RunOptions | None = None,
     progress: Progress | None = None,
 ) -> tuple[RunResult, Path]:
-    """Run the plan end to end; return the result and the run folder it was written to."""
+    """Run the plan end to end; return the result and the run folder it was written to.
+
+    One run per project at a time (``.heldout/run.lock``). A run that fails leaves no empty
+    folder behind: one without any response is removed, one with responses (all also in the
+    cache) keeps them and says ``INCOMPLETE``; ``history`` lists only finished runs.
+    """
     opts = options or RunOptions()
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    out_dir = opts.out_dir or (loaded.root / ".heldout" / "runs" / run_id)
+    with project_lock(loaded.root / ".heldout" / "run.lock"):
+        existed = out_dir.exists()
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            probe = out_dir / ".heldout-write-test"
+            probe.write_text("", encoding="utf-8")
+            probe.unlink()
+        except OSError as exc:
+            raise HeldoutError(
+                f"cannot write the run folder {out_dir}: {exc.strerror or exc}; pass --out a "
+                "folder you can write to"
+            ) from None
+        try:
+            return _run(loaded, lock, opts, progress, out_dir)
+        except BaseException as exc:
+            _mark_unfinished(out_dir, existed, exc)
+            raise
+
+
+_OURS = ("generations.jsonl", "samples.jsonl", "samples.parquet", "results.schema.json")
+
+
+def _mark_unfinished(out_dir: Path, existed: bool, exc: BaseException) -> None:
+    if (out_dir / "results.json").exists():
+        return
+    gens = out_dir / "generations.jsonl"
+    if gens.is_file() and gens.stat().st_size > 0:
+        (out_dir / "INCOMPLETE").write_text(
+            f"this run stopped before its verdict ({type(exc).__name__}: {exc}); the responses "
+            "in generations.jsonl are also in the cache, so a rerun resumes\n",
+            encoding="utf-8",
+        )
+        return
+    for name in _OURS:
+        (out_dir / name).unlink(missing_ok=True)
+    if not existed and not any(out_dir.iterdir()):
+        out_dir.rmdir()
+
+
+def _run(
+    loaded: LoadedPlan,
+    lock: LockStatus,
+    opts: RunOptions,
+    progress: Progress | None,
+    out_dir: Path,
+) -> tuple[RunResult, Path]:
     plan = loaded.plan
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-    out_dir = opts.out_dir or (loaded.root / ".heldout" / "runs" / run_id)
-    out_dir.mkdir(parents=True, exist_ok=True)
     stats = StatsOptions(
         confidence=plan.stats.confidence, resamples=plan.stats.resamples, seed=plan.stats.seed
     )
@@ -335,11 +387,21 @@ def run_plan(
     (out_dir / "results.schema.json").write_text(
         json.dumps(RunResult.model_json_schema(), indent=2), encoding="utf-8"
     )
+    _write_result(out_dir, result)
+    store = loaded.root / ".heldout" / "runs.sqlite"
+    try:  # after results.json: a damaged run store must not cost the run
+        RunStore(store).add(result, out_dir)
+    except (sqlite3.DatabaseError, HeldoutError) as exc:
+        note = f"this run is not listed by 'heldout history': {exc}"
+        result = result.model_copy(update={"warnings": [*result.warnings, note]})
+        _write_result(out_dir, result)
+    return result, out_dir
+
+
+def _write_result(out_dir: Path, result: RunResult) -> None:
     tmp = out_dir / "results.json.tmp"
     tmp.write_text(result.model_dump_json(indent=2), encoding="utf-8")
     tmp.replace(out_dir / "results.json")
-    RunStore(loaded.root / ".heldout" / "runs.sqlite").add(result, out_dir)
-    return result, out_dir
 
 
 Generations = dict[tuple[str, str], dict[str, Generation]]
