@@ -257,3 +257,14 @@ def test_unbounded_numbers_are_refused(field: str, value: float, message: str) -
         OpenAIModel.model_validate(
             {"backend": "openai", "base_url": "http://127.0.0.1:1/v1", "model": "m", field: value}
         )
+
+
+def test_malformed_logprobs_keep_the_answer_without_probabilities() -> None:
+    script = ServerScript(faults={"a": ["bad-logprobs"]})
+    with FakeOpenAIServer(script) as server:
+        backend = OpenAIBackend(_spec(server), backoff_base_s=0.001)
+        out = _run(backend, [Request("a", "a", choices=("positive", "negative"))])
+    assert out["a"].ok
+    assert out["a"].text == "positive"
+    assert out["a"].choice_logprobs is None
+    assert backend.record["retries_by_reason"]["malformed logprobs (ignored)"] == 1

@@ -34,7 +34,8 @@ class ServerScript:
     "timeout" (sleeps ``timeout_s``), a 200 whose body is "not-json", "not-utf8",
     "no-choices", "truncated" (Content-Length larger than what is sent), "html" (an HTML
     error page) or "huge" (``huge_bytes`` of text), or "echo-auth" / "echo-auth-500" (a 401
-    or 500 whose body echoes the request headers, as some proxies do).
+    or 500 whose body echoes the request headers, as some proxies do), or "bad-logprobs" (a
+    good answer whose logprobs are malformed).
     ``retry_after_header`` is sent verbatim with 429s ("86400", "soon", an HTTP date) instead
     of ``retry_after``.
     """
@@ -66,6 +67,7 @@ FAULTS = (
     "huge",
     "echo-auth",
     "echo-auth-500",
+    "bad-logprobs",
 )
 
 
@@ -173,6 +175,17 @@ class FakeOpenAIServer:
             )
         if kind == "huge":
             return web.Response(text="x" * self.script.huge_bytes, content_type="text/plain")
+        if kind == "bad-logprobs":  # a fine answer whose logprobs have the wrong shape
+            return web.json_response(
+                {
+                    "choices": [
+                        {
+                            "message": {"role": "assistant", "content": "positive"},
+                            "logprobs": {"content": [{"top_logprobs": "garbage"}]},
+                        }
+                    ]
+                }
+            )
         if kind in ("echo-auth", "echo-auth-500"):
             echoed = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
             status = 401 if kind == "echo-auth" else 500
