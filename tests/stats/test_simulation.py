@@ -30,6 +30,8 @@ from heldout.stats import (
     paired_proportion_interval,
     paired_t_power,
     paired_t_samples_needed,
+    power_of,
+    samples_needed,
 )
 from heldout.stats._intervals import mcnemar_score_p
 from heldout.stats._power import noninferiority_pass_chance
@@ -378,6 +380,30 @@ def test_continuous_power_matches_simulation() -> None:
     assert abs(sim - formula) <= 4 * _se(0.8, 4_000)
 
 
+@cache
+def binary_power(
+    base_rate: float, lift: float, discordance: float, sims: int
+) -> tuple[int, float, float]:
+    """At the n samples_needed asks for, the share of simulated runs whose delta interval
+    (compare, as a run does) excludes 0 on the good side; and the exact power there."""
+    n = samples_needed(base_rate, lift, discordance=discordance).n
+    spec = get_metric("exact_match")
+    rng = np.random.default_rng(8000 + n)
+    pf, pb = (discordance + lift) / 2, (discordance - lift) / 2
+    hits = 0
+    for _ in range(sims):
+        b, c = _binary_pairs(rng, n, pf, pb)
+        hits += compare(_mean("exact_match", b), _mean("exact_match", c), spec, OPTS).real_gain
+    return n, hits / sims, power_of(n, base_rate, lift, discordance=discordance)
+
+
+@pytest.mark.parametrize(("base_rate", "lift", "discordance"), [(0.7, 0.1, 0.2), (0.5, 0.05, 0.15)])
+def test_binary_power_matches_simulation(base_rate: float, lift: float, discordance: float) -> None:
+    n, sim, exact = binary_power(base_rate, lift, discordance, 4_000)
+    assert exact >= 0.8
+    assert abs(sim - exact) <= 4 * _se(0.8, 4_000), (n, sim, exact)
+
+
 # --------------------------------------------------------------------- the table
 
 
@@ -458,6 +484,17 @@ def _rows() -> list[tuple[str, str, Callable[[], str]]]:
                 f"slice gate, smallest slice at the margin, sizes {sizes}",
                 "2,000 sims",
                 lambda s=sizes: f"false pass {slice_gate_at_margin(tuple(s), 0.05, 2_000):.4f}",
+            )
+        )
+    for args in ((0.7, 0.1, 0.2), (0.5, 0.05, 0.15)):
+        rows.append(
+            (
+                f"binary power at the n it asks for (base {args[0]}, lift {args[1]}, "
+                f"discordance {args[2]})",
+                "4,000 sims",
+                lambda a=args: "n={}, simulated {:.4f}, exact {:.4f}".format(
+                    *binary_power(*a, 4_000)
+                ),
             )
         )
     rows.append(
