@@ -215,7 +215,7 @@ for guard, says in [
     add(
         Case(
             f"plan guardrail {guard}",
-            {"heldout.yaml": PLAN + f"guardrails:\n  - {guard}\n"},
+            {"heldout.yaml": PLAN + f"guardrails:\n  - {guard}\n", "gold.jsonl": GOLD},
             says=(says,),
         )
     )
@@ -610,6 +610,40 @@ def _write(root: Path, files: dict[str, str | bytes]) -> None:
             path.write_text(content, encoding="utf-8")
 
 
+#: Words that tell the user what to do: the constraint to meet ("must be ≤ 1"), the known
+#: values ("known: ..."), the action ("rerun", "remove", "re-save", "move it aside" ...).
+FIX_CUES = (
+    "must",
+    "known",
+    "did you mean",
+    "use ",
+    "remove",
+    "rerun",
+    "re-save",
+    "move it aside",
+    "keep one",
+    "give ",
+    "pass ",
+    "write ",
+    "run 'heldout",
+    "heldout init",
+    "heldout plan lock",
+    "only applies",
+    "is not one of",
+    "applies to",
+    "check the path",
+    "try '",
+    "expected",
+    "set ",
+    "export ",
+    "relative to",
+    "wait for",
+    "add ",
+    "quote ",
+    "--help",
+)
+
+
 def test_the_corpus_has_at_least_150_inputs() -> None:
     assert len(CASES) >= 150
     assert len({c.name for c in CASES}) == len(CASES)
@@ -653,4 +687,6 @@ def test_bad_input(case: Case, tmp_path: Path, fault_server: object) -> None:
     assert r.returncode == case.code, said[-3000:]
     for part in case.says:
         assert part in said, (part, said[-3000:])
+    if case.code == 2:  # a bad input: the message must also say how to fix it
+        assert any(cue in said.lower() for cue in FIX_CUES), said[-3000:]
     assert took < 10, took

@@ -77,13 +77,15 @@ def test_guardrail_without_kind(project: Path) -> None:
     path = _rewrite(project, lambda d: d["guardrails"].append({"max_drop": 0.1}))
     assert _problems(path) == {
         "guardrails[3]": "a guardrail needs one of the keys 'suite', 'calibration', 'slices' "
-        "or 'metric'"
+        "or 'metric'; add the one this guardrail is"
     }
 
 
 def test_missing_required_fields(project: Path) -> None:
     path = _rewrite(project, lambda d: d.pop("target_behavior"))
-    assert _problems(path) == {"target_behavior": "required"}
+    assert _problems(path) == {
+        "target_behavior": "required: add it (see heldout plan schema or heldout init)"
+    }
 
 
 def test_threshold_must_beat_baseline(project: Path) -> None:
@@ -124,7 +126,7 @@ def test_identical_base_and_candidate(project: Path) -> None:
 
     path = _rewrite(project, same)
     assert _problems(path) == {
-        "models.candidate": "is identical to models.base; compare two different models"
+        "models.candidate": "is identical to models.base; use two different models"
     }
 
 
@@ -215,7 +217,8 @@ def test_unknown_suite_metric(project: Path) -> None:
 def test_template_placeholder_missing_in_samples(project: Path) -> None:
     (project / "prompts" / "classify.txt").write_text("{input} from {country}")
     assert _problems(project / "heldout.yaml") == {
-        "task.prompt": "placeholder {country} is missing in 12 sample(s), e.g. g01, g02, g03"
+        "task.prompt": "placeholder {country} is missing in 12 sample(s), e.g. g01, g02, g03; "
+        "add the field to the gold set or remove it from the template"
     }
 
 
@@ -277,6 +280,12 @@ def test_calibration_on_a_suite(project: Path) -> None:
     )
 
 
+FIX = (
+    "; use an openai or hf backend, or add a 'confidence' or 'probabilities' column to its "
+    "predictions"
+)
+
+
 def test_calibration_needs_models_that_can_supply_probabilities(project: Path) -> None:
     """The example's prediction files have text only: a calibration guardrail would be NaN
     and the verdict inconclusive at run time, so validate refuses it and says how to fix it."""
@@ -288,9 +297,9 @@ def test_calibration_needs_models_that_can_supply_probabilities(project: Path) -
     messages = [p.message for p in info.value.problems]
     assert messages == [
         "models.base cannot supply probabilities: base.jsonl has no 'confidence' (probability "
-        "of the answer) or 'probabilities' ({label: p}) column",
+        "of the answer) or 'probabilities' ({label: p}) column" + FIX,
         "models.candidate cannot supply probabilities: candidate.jsonl has no 'confidence' "
-        "(probability of the answer) or 'probabilities' ({label: p}) column",
+        "(probability of the answer) or 'probabilities' ({label: p}) column" + FIX,
     ]
 
     def mock_base(d: dict[str, Any]) -> None:
@@ -299,7 +308,7 @@ def test_calibration_needs_models_that_can_supply_probabilities(project: Path) -
 
     with pytest.raises(PlanError) as info:
         load_plan(_rewrite(project, mock_base))
-    assert "models.base cannot supply probabilities: a mock backend scripts text only" in [
+    assert "models.base cannot supply probabilities: a mock backend scripts text only" + FIX in [
         p.message for p in info.value.problems
     ]
 

@@ -141,11 +141,22 @@ def read_predictions(spec: FileModel, path: Path) -> dict[str, Prediction]:
 
     def add(where: str, sid: Any, text: str | None, rec: dict[str, Any] | None = None) -> None:
         if sid is None or isinstance(sid, bool) or not isinstance(sid, str | int):
-            problems.append(Problem(where, f"no usable sample id (got {sid!r})"))
+            problems.append(
+                Problem(
+                    where,
+                    f"no usable sample id (got {sid!r}); give every row its sample's id (id_field)",
+                )
+            )
         elif text is None:
-            problems.append(Problem(where, f"no output text for sample {sid!r}"))
+            problems.append(
+                Problem(
+                    where,
+                    f"no output text for sample {sid!r}; give every row the output as text "
+                    "(output_field)",
+                )
+            )
         elif str(sid) in out:
-            problems.append(Problem(where, f"duplicate id {sid!r}"))
+            problems.append(Problem(where, f"duplicate id {sid!r}; keep one line per sample"))
         else:
             conf = probs = None
             if rec is not None and rec.get(spec.confidence_field) not in (None, ""):

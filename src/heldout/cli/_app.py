@@ -451,7 +451,10 @@ def _run_folder(run: str, plan: Path) -> Path:
         return folder
     store = plan.resolve().parent / ".heldout" / "runs.sqlite"
     if not store.is_file():
-        raise HeldoutError(f"{run!r} is not a run folder and there is no run store at {store}")
+        raise HeldoutError(
+            f"{run!r} is not a run folder and there is no run store at {store}; give a run "
+            "folder or a run id that 'heldout history' lists"
+        )
     return RunStore(store).folder(run)
 
 
@@ -751,6 +754,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             show()
         else:
             err.print(f"error: {exc}", highlight=False, markup=False)
+        err.print("see 'heldout --help' and 'heldout COMMAND --help' for what each takes")
         sys.exit(2)
     except HeldoutError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)

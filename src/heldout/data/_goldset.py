@@ -47,7 +47,12 @@ def _to_sample(where: str, rec: dict[str, Any], fields: FieldMap, out: _Collecto
     raw_id = rec.get(fields.id_field)
     sample_id = ""
     if fields.id_field not in rec:
-        out.add(Problem(f"{where}: field {fields.id_field!r}", "missing sample id"))
+        out.add(
+            Problem(
+                f"{where}: field {fields.id_field!r}",
+                "missing sample id; give every row a unique id (or set task.id_field)",
+            )
+        )
         ok = False
     elif isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
         out.add(
@@ -60,12 +65,21 @@ def _to_sample(where: str, rec: dict[str, Any], fields: FieldMap, out: _Collecto
     else:
         sample_id = str(raw_id).strip()
         if not sample_id:
-            out.add(Problem(f"{where}: field {fields.id_field!r}", "id is empty"))
+            out.add(
+                Problem(
+                    f"{where}: field {fields.id_field!r}", "id is empty; give every row a unique id"
+                )
+            )
             ok = False
 
     text = rec.get(fields.input_field)
     if fields.input_field not in rec:
-        out.add(Problem(f"{where}: field {fields.input_field!r}", "missing input"))
+        out.add(
+            Problem(
+                f"{where}: field {fields.input_field!r}",
+                "missing input; give every row the model input (or set task.input_field)",
+            )
+        )
         ok = False
     elif not isinstance(text, str):
         out.add(
@@ -76,7 +90,12 @@ def _to_sample(where: str, rec: dict[str, Any], fields: FieldMap, out: _Collecto
         )
         ok = False
     elif not text.strip():
-        out.add(Problem(f"{where}: field {fields.input_field!r}", "input is empty"))
+        out.add(
+            Problem(
+                f"{where}: field {fields.input_field!r}",
+                "input is empty; give it the text the model sees, or remove the row",
+            )
+        )
         ok = False
 
     target = rec.get(fields.target_field)
@@ -152,7 +171,12 @@ def iter_samples(
         count += 1
         yield sample
     if count == 0 and not out.problems:
-        out.add(Problem(str(path), "no samples found (the file has only blank lines)"))
+        out.add(
+            Problem(
+                str(path),
+                "no samples found (the file has only blank lines); write one sample per line",
+            )
+        )
     out.raise_if_any()
 
 

@@ -53,9 +53,11 @@ def iter_records(path: Path, fmt: str | None = None) -> Iterator[tuple[str, Reco
     always exactly ``path``."""
     fmt = fmt or detect_format(path)
     if not path.is_file():
-        raise DataError([Problem(str(path), "file not found")])
+        raise DataError(
+            [Problem(str(path), "file not found; check the path (relative to the plan)")]
+        )
     if path.stat().st_size == 0:
-        raise DataError([Problem(str(path), "file is empty")])
+        raise DataError([Problem(str(path), "file is empty; write the samples into it")])
     if fmt == "jsonl":
         yield from _iter_jsonl(path)
     elif fmt in ("csv", "tsv"):
@@ -112,12 +114,17 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[str, Record]]:
                 yield (
                     f"{where}:{lineno}",
                     Problem(
-                        f"{where}:{lineno}", f"malformed JSON at column {exc.colno}: {exc.msg}"
+                        f"{where}:{lineno}",
+                        f"malformed JSON at column {exc.colno}: {exc.msg}; each line must be one "
+                        "JSON object",
                     ),
                 )
                 continue
             except ValueError as exc:
-                yield f"{where}:{lineno}", Problem(f"{where}:{lineno}", f"malformed JSON: {exc}")
+                yield (
+                    f"{where}:{lineno}",
+                    Problem(f"{where}:{lineno}", f"malformed JSON: {exc}; keep one of each key"),
+                )
                 continue
             if not isinstance(value, dict):
                 yield (
@@ -160,7 +167,12 @@ def _iter_csv(path: Path, *, delimiter: str) -> Iterator[tuple[str, Record]]:
         raise DataError([Problem(f"{where}:1", f"malformed CSV header: {exc}")]) from None
     if len(set(header)) != len(header) or any(not h.strip() for h in header):
         raise DataError(
-            [Problem(f"{where}:1", f"header has empty or repeated column names: {header}")]
+            [
+                Problem(
+                    f"{where}:1",
+                    f"header has empty or repeated column names: {header}; use unique names",
+                )
+            ]
         )
     while True:
         try:
@@ -180,7 +192,9 @@ def _iter_csv(path: Path, *, delimiter: str) -> Iterator[tuple[str, Record]]:
             yield (
                 f"{where}:{line}",
                 Problem(
-                    f"{where}:{line}", f"row has {len(row)} fields but the header has {len(header)}"
+                    f"{where}:{line}",
+                    f"row has {len(row)} fields but the header has {len(header)}; quote fields "
+                    "that contain the delimiter",
                 ),
             )
             continue
@@ -194,7 +208,15 @@ def _iter_parquet(path: Path) -> Iterator[tuple[str, Record]]:
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError([Problem(str(path), f"not a readable Parquet file: {exc}")]) from None
+        raise DataError(
+            [
+                Problem(
+                    str(path),
+                    f"not a readable Parquet file: {exc}; re-export it "
+                    "(pandas.DataFrame.to_parquet)",
+                )
+            ]
+        ) from None
     row = 0
     for batch in pf.iter_batches(batch_size=8192):
         for rec in batch.to_pylist():

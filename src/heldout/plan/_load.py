@@ -181,7 +181,7 @@ def _message(err: ErrorDetails, path: list[int | str]) -> str:
     ctx = err.get("ctx") or {}
     value = err.get("input")
     if kind == "missing":
-        return "required"
+        return "required: add it (see heldout plan schema or heldout init)"
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else ""
         close = difflib.get_close_matches(key, _KNOWN_KEYS, n=1, cutoff=0.75)
@@ -189,7 +189,10 @@ def _message(err: ErrorDetails, path: list[int | str]) -> str:
         return f"unknown key{hint}; remove it or fix the spelling"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         if path and path[0] == "guardrails":
-            return "a guardrail needs one of the keys 'suite', 'calibration', 'slices' or 'metric'"
+            return (
+                "a guardrail needs one of the keys 'suite', 'calibration', 'slices' or 'metric'; "
+                "add the one this guardrail is"
+            )
         got = value.get("backend") if isinstance(value, dict) else None
         if got is None:
             return f"'backend' is required; known backends: {', '.join(BACKENDS)}"
@@ -238,7 +241,9 @@ def load_plan(path: str | Path, *, check_data: bool = True) -> LoadedPlan:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise PlanError([Problem(source, f"not valid UTF-8 at byte {exc.start}")]) from None
+        raise PlanError(
+            [Problem(source, f"not valid UTF-8 at byte {exc.start}; re-save it as UTF-8")]
+        ) from None
     data, node, problems = parse_yaml(text, source)
     if data is None:
         raise PlanError(problems, source=source)
@@ -434,7 +439,7 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
                 "variable that holds the key in api_key_env (the plan is hashed and stored)",
             )
     if models.base == models.candidate:
-        add(["models", "candidate"], "is identical to models.base; compare two different models")
+        add(["models", "candidate"], "is identical to models.base; use two different models")
     if models.reference is not None and models.reference == models.candidate:
         add(["models", "reference"], "is identical to models.candidate")
 
@@ -469,7 +474,9 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
                 if why:
                     add(
                         ["guardrails", i, "calibration"],
-                        f"models.{role} cannot supply probabilities: {why}",
+                        f"models.{role} cannot supply probabilities: {why}; use an openai or "
+                        "hf backend, or add a 'confidence' or 'probabilities' column to its "
+                        "predictions",
                     )
 
     suite_names: dict[str, int] = {}
@@ -670,7 +677,8 @@ def _data_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Problem]:
                 Problem(
                     f"task.{key}",
                     f"placeholder {{{name}}} is missing in {len(ids)} sample(s), e.g. "
-                    f"{', '.join(ids[:3])}",
+                    f"{', '.join(ids[:3])}; add the field to the gold set or remove it from "
+                    "the template",
                     line_of(node, ["task", key]),
                 )
             )

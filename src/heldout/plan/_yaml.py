@@ -37,7 +37,12 @@ def _syntax_problem(exc: yaml.YAMLError, source: str, what: str) -> Problem:
     mark = getattr(exc, "problem_mark", None)
     line = mark.line + 1 if mark is not None else None
     reason = getattr(exc, "problem", None) or str(exc)
-    return Problem(source, f"{what}: {reason}", line)
+    return Problem(
+        source,
+        f"{what}: {reason}; fix the YAML at that line (indent with spaces, close brackets and "
+        "quotes; 'heldout init' writes a valid plan to compare with)",
+        line,
+    )
 
 
 def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None, list[Problem]]:
@@ -47,7 +52,17 @@ def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None, list[Prob
     try:
         deep = _too_deep(text)
         if deep is not None:
-            return None, None, [Problem(source, f"nested deeper than {MAX_DEPTH} levels", deep)]
+            return (
+                None,
+                None,
+                [
+                    Problem(
+                        source,
+                        f"nested deeper than {MAX_DEPTH} levels; write it as a flat plan",
+                        deep,
+                    )
+                ],
+            )
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         return None, None, [_syntax_problem(exc, source, "YAML syntax error")]
@@ -98,9 +113,13 @@ def _check_shape(root: yaml.Node, source: str) -> Problem | None:
         node, depth, done = stack.pop()
         line = node.start_mark.line + 1
         if node.tag.startswith("tag:yaml.org,2002:python"):
-            return Problem(source, f"Python tags ({node.tag}) are not allowed in a plan", line)
+            return Problem(
+                source, f"Python tags ({node.tag}) are not allowed in a plan; remove the tag", line
+            )
         if depth > MAX_DEPTH:
-            return Problem(source, f"nested deeper than {MAX_DEPTH} levels", line)
+            return Problem(
+                source, f"nested deeper than {MAX_DEPTH} levels; write it as a flat plan", line
+            )
         children: list[yaml.Node] = []
         if isinstance(node, yaml.MappingNode):
             children = [n for pair in node.value for n in pair]
