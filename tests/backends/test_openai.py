@@ -223,7 +223,7 @@ def test_retry_after_is_capped_or_ignored(header: str) -> None:
     assert out["a"].ok
     assert took < 5
     if header == "soon":
-        assert backend.record["retries_by_reason"]["unreadable Retry-After (ignored)"] == 1
+        assert backend.record["notes"]["unreadable Retry-After (ignored)"] == 1
 
 
 def test_total_retry_time_per_sample_is_bounded() -> None:
@@ -267,4 +267,4 @@ def test_malformed_logprobs_keep_the_answer_without_probabilities() -> None:
     assert out["a"].ok
     assert out["a"].text == "positive"
     assert out["a"].choice_logprobs is None
-    assert backend.record["retries_by_reason"]["malformed logprobs (ignored)"] == 1
+    assert backend.record["notes"]["malformed logprobs (ignored)"] == 1

@@ -125,8 +125,9 @@ class OpenAIBackend:
                 )
             self._api_key = key
         self._session: Any = None
-        #: Why attempts were retried (and other events), reported in the run's model record.
+        #: Why attempts were retried, and what was ignored or refused, for the model record.
         self.events: Counter[str] = Counter()
+        self.notes: Counter[str] = Counter()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -135,8 +136,14 @@ class OpenAIBackend:
 
     @property
     def record(self) -> dict[str, Any]:
-        """What the run stores about this backend: retried attempts by reason."""
-        return {"retries_by_reason": dict(sorted(self.events.items()))} if self.events else {}
+        """What the run stores about this backend: retried attempts by reason, and what was
+        ignored (unreadable Retry-After, malformed logprobs) or refused (oversized bodies)."""
+        out: dict[str, Any] = {}
+        if self.events:
+            out["retries_by_reason"] = dict(sorted(self.events.items()))
+        if self.notes:
+            out["notes"] = dict(sorted(self.notes.items()))
+        return out
 
     def identity(self) -> dict[str, Any]:
         s = self.spec
@@ -233,7 +240,7 @@ class OpenAIBackend:
                 top = self._top_logprobs(choice)
             except (KeyError, IndexError, TypeError, ValueError, AttributeError):
                 top = None  # malformed logprobs: the answer stands, without probabilities
-                self.events["malformed logprobs (ignored)"] += 1
+                self.notes["malformed logprobs (ignored)"] += 1
             lp = choice_logprobs_from_top(top, req.choices) if top is not None else None
         return Generation(
             req.sample_id,
@@ -294,7 +301,7 @@ class OpenAIBackend:
                 async with session.post(url, json=body) as resp:
                     raw = await _read_capped(resp, spec.max_response_bytes)
                     if raw is None:
-                        self.events["response over max_response_bytes"] += 1
+                        self.notes["response over max_response_bytes (sample failed)"] += 1
                         return Generation(
                             req.sample_id,
                             None,
@@ -318,7 +325,7 @@ class OpenAIBackend:
                     header = resp.headers.get("Retry-After")
                     wait = parse_retry_after(header)
                     if header is not None and wait is None:
-                        self.events["unreadable Retry-After (ignored)"] += 1
+                        self.notes["unreadable Retry-After (ignored)"] += 1
                         log.info(
                             "ignoring Retry-After %r from %s: not seconds or a date", header, url
                         )
