@@ -1,9 +1,10 @@
 """Credentials never reach results, logs or reports: one function every error text passes.
 
 An error body may echo the request (some proxies answer 401 and 500 with the headers they
-got). Every error text and model output goes through :func:`redact` before it is stored,
-cached or printed: the exact values of the run's secrets (API keys read from the
-environment) and anything shaped like a credential are replaced by ``[REDACTED]``.
+got). Every error text, and any model output that holds one of the run's secrets, goes
+through :func:`redact` before it is stored, cached or printed: the exact values of the
+secrets (API keys read from the environment) and anything shaped like a credential are
+replaced by ``[REDACTED]``.
 """
 
 from __future__ import annotations
