@@ -116,8 +116,7 @@ def _guard(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except HeldoutError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(str(exc), 2)
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -362,30 +362,21 @@ def _class_metric_spec(name: str, kind: str, label: str | None, beta: float) -> 
     )
 
 
-def _one_label(family: str, args: tuple[str, ...]) -> str:
-    if len(args) != 1 or not args[0]:
-        raise UnknownNameError(
-            "metric", f"{family}[{', '.join(args)}]", [f"{family}[LABEL], e.g. {family}[pii]"]
-        )
-    return args[0]
+def _one_class_family(family: str, kind: str) -> None:
+    """Register ``family[LABEL]``: the ``kind`` score (precision, recall, F1) of one class."""
+
+    def factory(args: tuple[str, ...]) -> MetricSpec:
+        if len(args) != 1 or not args[0]:
+            usage = [f"{family}[LABEL], e.g. {family}[pii]"]
+            raise UnknownNameError("metric", f"{family}[{', '.join(args)}]", usage)
+        return _class_metric_spec(f"{family}[{args[0]}]", kind, args[0], 1.0)
+
+    metric_family(family, f"{family}[LABEL]")(factory)
 
 
-@metric_family("precision", "precision[LABEL]")
-def _precision_family(args: tuple[str, ...]) -> MetricSpec:
-    label = _one_label("precision", args)
-    return _class_metric_spec(f"precision[{label}]", "precision", label, 1.0)
-
-
-@metric_family("recall", "recall[LABEL]")
-def _recall_family(args: tuple[str, ...]) -> MetricSpec:
-    label = _one_label("recall", args)
-    return _class_metric_spec(f"recall[{label}]", "recall", label, 1.0)
-
-
-@metric_family("f1", "f1[LABEL]")
-def _f1_family(args: tuple[str, ...]) -> MetricSpec:
-    label = _one_label("f1", args)
-    return _class_metric_spec(f"f1[{label}]", "fbeta", label, 1.0)
+_one_class_family("precision", "precision")
+_one_class_family("recall", "recall")
+_one_class_family("f1", "fbeta")  # F1 is F-beta at beta = 1
 
 
 @metric_family("fbeta", "fbeta[BETA] or fbeta[BETA, LABEL]")

@@ -14,7 +14,7 @@ corpus, per type and overall; ``span_macro_f1`` averages the per-type F1 and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -296,14 +296,19 @@ def _details(c: _Counts) -> dict[str, Any]:
     }
 
 
+def _result(name: str, counts: _Counts, stats: SufficientStats, index: int) -> MetricResult:
+    """The metric on every sample, from its sufficient statistics; per-sample values are each
+    sample's own precision (0), recall (1) or F1 (2)."""
+    every = np.arange(counts.per_sample.shape[0])[None, :]
+    value = float(stats.fn(stats.sums(every))[0])
+    per_sample = _per_sample(counts.per_sample, index)
+    return MetricResult(name, value, per_sample, _details(counts), sufficient=stats)
+
+
 def _register(name: str, index: int, doc: str) -> None:
     def fn(y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions) -> MetricResult:
         counts = span_scores(y_true, y_pred, options)
-        stats = counts_sufficient(counts.per_sample, index)
-        value = float(stats.fn(counts.per_sample.sum(axis=0)[None, :])[0])
-        return MetricResult(
-            name, value, _per_sample(counts.per_sample, index), _details(counts), sufficient=stats
-        )
+        return _result(name, counts, counts_sufficient(counts.per_sample, index), index)
 
     fn.__doc__ = doc
     metric(name, shapes=["extraction"], higher_is_better=True, mean_of_samples=False)(fn)
@@ -315,16 +320,7 @@ def span_macro_f1(
 ) -> MetricResult:
     """Mean over span types of each type's F1 (types seen in gold or predictions)."""
     counts = span_scores(y_true, y_pred, options)
-    stats = macro_sufficient(counts)
-    n = counts.per_sample.shape[0]
-    value = float(stats.fn(stats.sums(np.arange(n)[None, :]))[0])
-    return MetricResult(
-        "span_macro_f1",
-        value,
-        _per_sample(counts.per_sample, 2),
-        _details(counts),
-        sufficient=stats,
-    )
+    return _result("span_macro_f1", counts, macro_sufficient(counts), 2)
 
 
 @metric("span_untyped_f1", shapes=["extraction"], higher_is_better=True, mean_of_samples=False)
@@ -332,21 +328,9 @@ def span_untyped_f1(
     y_true: Sequence[Any], y_pred: Sequence[Any], *, options: MetricOptions
 ) -> MetricResult:
     """Micro F1 of span boundaries, type ignored (nervaluate's 'exact' scheme)."""
-    untyped = MetricOptions(
-        labels=options.labels,
-        extra={**options.extra, "span_match": "exact"},
-        inputs=options.inputs,
-    )
+    untyped = replace(options, extra={**options.extra, "span_match": "exact"})
     counts = span_scores(y_true, y_pred, untyped)
-    stats = counts_sufficient(counts.per_sample, 2)
-    value = float(stats.fn(counts.per_sample.sum(axis=0)[None, :])[0])
-    return MetricResult(
-        "span_untyped_f1",
-        value,
-        _per_sample(counts.per_sample, 2),
-        _details(counts),
-        sufficient=stats,
-    )
+    return _result("span_untyped_f1", counts, counts_sufficient(counts.per_sample, 2), 2)
 
 
 _register("span_precision", 0, "Micro precision of predicted spans (per-sample: its precision).")

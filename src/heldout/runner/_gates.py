@@ -253,12 +253,12 @@ def suite_breakdown(ds: Dataset, base: MetricResult, cand: MetricResult, field: 
 
 
 def power_check(
-    primary: Comparison, plan: Plan, stats: StatsOptions
+    primary: Comparison, plan: Plan
 ) -> tuple[PowerCheck | None, dict[str, Any] | None, str | None]:
     """Can this gold set detect the pre-registered lift? With what this run measured (the
     discordance of a binary metric, the SD behind any other's interval), beside what the plan
-    assumed before the run (``plan validate`` says the latter), so a difference is explained."""
-    del stats  # the plan's own confidence and power decide, as in validate
+    assumed before the run (``plan validate`` says the latter), so a difference is explained.
+    The plan's own confidence and power decide, as in validate."""
     if plan.baseline >= 1 and primary.higher_is_better:
         return None, None, None
     run = plan_power(plan, primary.n, measured=primary)

@@ -312,7 +312,7 @@ def _run(
     ]
     gates = guard_gates
 
-    power, power_info, power_warning = power_check(primary, plan, stats)
+    power, power_info, power_warning = power_check(primary, plan)
     if power_warning:
         warnings.append(power_warning)
     verdict = decide(

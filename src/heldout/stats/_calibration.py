@@ -151,6 +151,19 @@ def binary_brier(confidences: npt.ArrayLike, correct: npt.ArrayLike) -> float:
     return float(np.mean((c - y) ** 2))
 
 
+def _validate_pair(
+    base_conf: npt.ArrayLike,
+    base_correct: npt.ArrayLike,
+    cand_conf: npt.ArrayLike,
+    cand_correct: npt.ArrayLike,
+) -> tuple[F64, F64, F64, F64]:
+    bc, by = _validate(base_conf, base_correct)
+    cc, cy = _validate(cand_conf, cand_correct)
+    if bc.size != cc.size:
+        raise HeldoutError("base and candidate calibration data must be paired (same length)")
+    return bc, by, cc, cy
+
+
 def calibration_change(
     measure: CalibrationMeasure,
     base_conf: npt.ArrayLike,
@@ -170,10 +183,7 @@ def calibration_change(
         )
     if measure != "brier":
         raise HeldoutError(f"unknown calibration measure {measure!r}; known: ece, brier")
-    bc, by = _validate(base_conf, base_correct)
-    cc, cy = _validate(cand_conf, cand_correct)
-    if bc.size != cc.size:
-        raise HeldoutError("base and candidate calibration data must be paired (same length)")
+    bc, by, cc, cy = _validate_pair(base_conf, base_correct, cand_conf, cand_correct)
     diff = (cc - cy) ** 2 - (bc - by) ** 2
 
     def stat(idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
@@ -198,10 +208,7 @@ def ece_change(
     Bin edges are fixed from the full data (equal-mass edges would otherwise move with every
     resample); each resample recomputes both ECEs on the same drawn samples.
     """
-    bc, by = _validate(base_conf, base_correct)
-    cc, cy = _validate(cand_conf, cand_correct)
-    if bc.size != cc.size:
-        raise HeldoutError("base and candidate calibration data must be paired (same length)")
+    bc, by, cc, cy = _validate_pair(base_conf, base_correct, cand_conf, cand_correct)
     n = bc.size
     wb = _assign(bc, bin_edges(bc, bins, binning))
     wc = _assign(cc, bin_edges(cc, bins, binning))

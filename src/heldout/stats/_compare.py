@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -123,29 +124,28 @@ def align_ids(ids_a: Sequence[str], ids_b: Sequence[str]) -> npt.NDArray[np.intp
     return np.fromiter((index[i] for i in ids_a), dtype=np.intp, count=len(ids_a))
 
 
-def _is_mean(result: MetricResult, spec: MetricSpec, rows: npt.NDArray[np.intp]) -> bool:
-    """The aggregate is the mean of the per-sample values on ``rows``: by declaration, or
-    because it equals that mean on the whole set and on every leave-one-out set (micro F1
-    with no unparseable output *is* accuracy). Then it is compared as the mean it is, with
-    the same interval and test as that mean, so two names for one number never disagree."""
-    if spec.mean_of_samples and not result.recomputed:
-        return True
-    v = result.per_sample[rows]
-    if v.size < 3:
-        return False
-    loo = result.leave_one_out(rows)
-    if loo is None:
-        return False
-    whole = float(result.resample(rows[None, :])[0])
-    mean_loo = (v.sum() - v) / (v.size - 1)
-    return abs(whole - float(v.mean())) < 1e-12 and bool(
-        np.allclose(loo, mean_loo, rtol=0, atol=1e-12)
-    )
+ScoreKind = Literal["binary", "mean", "recomputed"]
 
 
-def _is_binary(result: MetricResult, spec: MetricSpec, rows: npt.NDArray[np.intp]) -> bool:
+def _kind(result: MetricResult, spec: MetricSpec, rows: npt.NDArray[np.intp]) -> ScoreKind:
+    """How one model's scores on ``rows`` are compared: a mean of 0/1 values, a mean of other
+    values, or a metric recomputed from resampled samples. A recomputed metric counts as a
+    mean when it equals the mean of its per-sample values on the whole set and on every
+    leave-one-out set (micro F1 with no unparseable output *is* accuracy): then it gets that
+    mean's interval and test, so two names for one number never disagree."""
     v = result.per_sample[rows]
-    return bool(np.all((v == 0.0) | (v == 1.0))) and _is_mean(result, spec, rows)
+    mean = spec.mean_of_samples and not result.recomputed
+    if not mean and v.size >= 3:
+        loo = result.leave_one_out(rows)
+        if loo is not None:
+            whole = float(result.resample(rows[None, :])[0])
+            mean_loo = (v.sum() - v) / (v.size - 1)
+            mean = abs(whole - float(v.mean())) < 1e-12 and bool(
+                np.allclose(loo, mean_loo, rtol=0, atol=1e-12)
+            )
+    if not mean:
+        return "recomputed"
+    return "binary" if bool(np.all((v == 0.0) | (v == 1.0))) else "mean"
 
 
 def _rows(n: int, rows: npt.NDArray[np.intp] | None) -> npt.NDArray[np.intp]:
@@ -222,11 +222,21 @@ def score_interval(
     r = _rows(result.per_sample.size, rows)
     if r.size == 0:
         raise HeldoutError(f"{spec.name}: no samples to score")
+    return _score_interval(result, spec, options, r, _kind(result, spec, r))
+
+
+def _score_interval(
+    result: MetricResult,
+    spec: MetricSpec,
+    options: StatsOptions,
+    r: npt.NDArray[np.intp],
+    kind: ScoreKind,
+) -> Interval:
     estimate = float(result.resample(r[None, :])[0])
-    if _is_binary(result, spec, r):
+    if kind == "binary":
         w = wilson_interval(int(result.per_sample[r].sum()), r.size, options.confidence)
         return Interval(estimate, w.low, w.high, w.confidence, w.method)
-    if _is_mean(result, spec, r):
+    if kind == "mean":
         if r.size < 2:
             return Interval(estimate, float("nan"), float("nan"), options.confidence, "none")
         t = paired_t_interval(result.per_sample[r], options.confidence)
@@ -260,8 +270,9 @@ def compare(
     n = int(r.size)
     if n == 0:
         raise HeldoutError(f"{spec.name}: no samples to compare")
-    b_int = score_interval(base, spec, options, r)
-    c_int = score_interval(cand, spec, options, r)
+    kinds = (_kind(base, spec, r), _kind(cand, spec, r))
+    b_int = _score_interval(base, spec, options, r, kinds[0])
+    c_int = _score_interval(cand, spec, options, r, kinds[1])
     observed = c_int.estimate - b_int.estimate
     common = {
         "metric": spec.name,
@@ -271,7 +282,7 @@ def compare(
         "candidate": c_int,
         "seed": options.seed,
     }
-    if _is_binary(base, spec, r) and _is_binary(cand, spec, r):
+    if kinds == ("binary", "binary"):
         b, c = base.per_sample[r] == 1.0, cand.per_sample[r] == 1.0
         fixed, broken = int(np.sum(~b & c)), int(np.sum(b & ~c))
         delta = paired_proportion_interval(fixed, broken, n, options.confidence)
@@ -283,7 +294,7 @@ def compare(
             fixed=fixed,
             broken=broken,
         )
-    if _is_mean(base, spec, r) and _is_mean(cand, spec, r):
+    if "recomputed" not in kinds:
         diff = cand.per_sample[r] - base.per_sample[r]
         if n < 2:
             nan = float("nan")
