@@ -42,7 +42,7 @@ def test_2000_prompts_under_20_percent_mixed_faults_finish_in_one_invocation(
     rows = [{"id": f"q{i}", "input": p, "target": "ok"} for i, p in enumerate(prompts)]
     (tmp_path / "gold.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     script = ServerScript(
-        answer=lambda p: "ok", faults=faults, retry_after_header="0.05", timeout_s=1.5
+        answer=lambda p: "ok", faults=faults, retry_after_header="0.05", timeout_s=2.5
     )
     with FakeOpenAIServer(script) as server:
         (tmp_path / "heldout.yaml").write_text(
@@ -50,7 +50,7 @@ def test_2000_prompts_under_20_percent_mixed_faults_finish_in_one_invocation(
             "primary_metric: exact_match\nbaseline: 0.5\nsuccess_threshold: 0.9\n"
             "min_detectable_lift: 0.05\nmodels:\n"
             f"  base: {{backend: openai, base_url: '{server.base_url}', model: b, "
-            "timeout_s: 0.5, max_retries: 4, concurrency: 64}\n"
+            "timeout_s: 1.0, max_retries: 4, concurrency: 64}\n"
             "  candidate: {backend: mock, name: c, default: ok}\n"
             "stats: {resamples: 500}\n"
         )
@@ -67,8 +67,7 @@ def test_2000_prompts_under_20_percent_mixed_faults_finish_in_one_invocation(
         seen = dict(server.faulted)
     assert r.returncode in (0, 1), r.stderr[-2000:]
     assert "Traceback" not in r.stderr
-    assert len(completed) == n
-    assert set(completed.values()) == {1}  # every sample answered exactly once
+    assert len(completed) == n  # every prompt was answered
     assert sum(seen.values()) == sum(len(v) for v in faults.values())
     (folder,) = (tmp_path / ".heldout" / "runs").iterdir()
     result = json.loads((folder / "results.json").read_text())
@@ -80,6 +79,15 @@ def test_2000_prompts_under_20_percent_mixed_faults_finish_in_one_invocation(
         len(v) for v in faults.values() if v[0] in ("not-json", "not-utf8", "no-choices", "html")
     )
     assert reasons["HTTP 429"] == sum(len(v) for v in faults.values() if v[0] == "429")
-    assert reasons.get("TimeoutError", 0) >= sum(
-        len(v) for v in faults.values() if v[0] == "timeout"
-    )
+    scripted_timeouts = sum(len(v) for v in faults.values() if v[0] == "timeout")
+    assert reasons.get("TimeoutError", 0) >= scripted_timeouts
+    # every sample is stored exactly once; the server may finish an answer more than once
+    # only for an attempt the client had already abandoned on its own timeout (a loaded
+    # machine can make an ordinary answer slower than timeout_s)
+    stored = [
+        json.loads(line) for line in (folder / "generations.jsonl").read_text().split("\n") if line
+    ]
+    base_ids = [g["sample_id"] for g in stored if g["model"] == "base"]
+    assert len(base_ids) == len(set(base_ids)) == n
+    unplanned_timeouts = reasons.get("TimeoutError", 0) - scripted_timeouts
+    assert sum(completed.values()) - n <= unplanned_timeouts
