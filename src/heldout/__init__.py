@@ -20,7 +20,9 @@ from heldout.errors import (
     UnknownNameError,
 )
 from heldout.metrics import MetricOptions, MetricResult, get_metric, metric, metric_names
-from heldout.plan import LoadedPlan, Plan, check_lock, load_plan, write_lock
+from heldout.plan import LoadedPlan, Plan, check_lock, load_plan, plan_from_object, write_lock
+from heldout.results import RunResult
+from heldout.runner import ProgressEvent, Run, evaluate, evaluate_async
 
 __all__ = [
     "DataError",
@@ -39,17 +41,23 @@ __all__ = [
     "PlanChangedError",
     "PlanError",
     "Problem",
+    "ProgressEvent",
     "Request",
+    "Run",
+    "RunResult",
     "Sample",
     "TemplateError",
     "UnknownNameError",
     "__version__",
     "check_lock",
+    "evaluate",
+    "evaluate_async",
     "find_leaks",
     "get_metric",
     "load_plan",
     "load_samples",
     "metric",
     "metric_names",
+    "plan_from_object",
     "write_lock",
 ]

@@ -49,7 +49,9 @@ __all__ = [
 #: How gates combine, recorded in results.json: ship only if every gate passes; no correction.
 GATE_RULE = "intersection-union: every gate (and every eligible slice) must pass; no correction"
 
-VerdictStatus = Literal["success", "improved_but_short", "no_gain", "blocked", "inconclusive"]
+VerdictStatus = Literal[
+    "success", "improved_but_short", "no_gain", "blocked", "inconclusive", "smoke"
+]
 GateStatus = Literal["pass", "fail", "unresolved"]
 GateKind = Literal["suite", "calibration", "slice", "metric"]
 

@@ -180,19 +180,18 @@ def test_power_command(tmp_path: Path) -> None:
     assert "1,195" in r.stdout  # the same number validate gave
 
 
-def test_progress_bars_show_count_rate_and_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_bars_show_count_rate_and_time_left() -> None:
     import io
     import time
 
     from rich.console import Console
 
-    from heldout.cli import _app
+    from heldout.cli._progress import progress_for
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=80, color_system=None)
-    monkeypatch.setattr(_app, "err", console)
     label = "candidate · suite:instruction_following"  # longer than the label column
-    with _app._bars(24) as on_progress:
+    with progress_for(console, 24) as (on_progress, _stage):
         on_progress(label, 500, 2000)  # cache hits: already done, not a rate
         for done in range(600, 1300, 100):
             time.sleep(0.02)
@@ -215,8 +214,8 @@ def test_validate_power_and_run_agree_for_a_continuous_metric(tmp_path: Path) ->
     from statsmodels.stats.power import TTestPower
 
     from heldout.backends import MockBackend
-    from heldout.plan import check_lock, load_plan
-    from heldout.runner import RunOptions, run_plan
+    from heldout.plan import load_plan
+    from heldout.runner import evaluate
 
     rng = np.random.default_rng(0)
     words = ["alpha", "beta", "gamma", "delta", "eps"]
@@ -242,7 +241,8 @@ def test_validate_power_and_run_agree_for_a_continuous_metric(tmp_path: Path) ->
     cand = {row["id"]: row["target"] if rng.random() < 0.4 else base[row["id"]] for row in rows}
     loaded = load_plan(tmp_path / "heldout.yaml")
     backends = {"base": MockBackend("b", outputs=base), "candidate": MockBackend("c", outputs=cand)}
-    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    ran = evaluate(loaded, backends=dict(backends))
+    result, _ = ran.result, ran.folder
     assert result.power is not None
     assert result.power["source"] == "measured in this run"
     assert result.power["kind"] == "continuous"

@@ -114,8 +114,8 @@ def test_plan_options_stemmer_precision_recall_and_plugin_secondaries(tmp_path: 
     """task.use_stemmer reaches ROUGE (oracle: RougeScorer(use_stemmer=True)); ROUGE precision
     and recall and a plugin metric are secondary metrics, compared paired in results.json."""
     from heldout.backends import MockBackend
-    from heldout.plan import check_lock, load_plan
-    from heldout.runner import RunOptions, run_plan
+    from heldout.plan import load_plan
+    from heldout.runner import evaluate
 
     rng = random.Random(3)
     words = "cats running dogs barked quickly slowly walking talked houses".split()
@@ -144,7 +144,8 @@ def test_plan_options_stemmer_precision_recall_and_plugin_secondaries(tmp_path: 
     cand = {r["id"]: r["target"].replace("cats", "cat") for r in rows}
     loaded = load_plan(tmp_path / "heldout.yaml")
     backends = {"base": MockBackend("b", outputs=base), "candidate": MockBackend("c", outputs=cand)}
-    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    ran = evaluate(loaded, backends=dict(backends))
+    result, _ = ran.result, ran.folder
     by_metric = {c.metric: c for c in result.comparisons if c.dataset == "gold"}
     assert set(by_metric) == {"rougeL", "rougeL_precision", "rougeL_recall", "short_enough"}
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from heldout.backends import MockBackend
-from heldout.plan import check_lock, load_plan, write_lock
+from heldout.plan import load_plan, write_lock
 from heldout.results import RunResult
-from heldout.runner import RunOptions, run_plan
+from heldout.runner import evaluate
 
 LABELS = ["positive", "negative", "neutral"]
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'">'
@@ -61,11 +61,8 @@ stats: {resamples: 2000, seed: 7}
         "base": MockBackend("base", outputs=base),
         "candidate": MockBackend("cand", outputs=cand),
     }
-    return run_plan(
-        loaded,
-        check_lock(loaded),
-        RunOptions(out_dir=root / "run", use_cache=False, backends=backends),
-    )
+    run = evaluate(loaded, out=root / "run", cache=False, backends=backends, reports=False)
+    return run.result, run.folder
 
 
 @pytest.fixture

@@ -74,7 +74,7 @@ def test_schema_round_trip(run_folder: Path) -> None:
     assert stored_schema == result_json_schema()
     result = RunResult.model_validate(raw)
     assert RunResult.model_validate_json(result.model_dump_json()) == result
-    assert result.schema_version == 2
+    assert result.schema_version == 3
     assert all("N/A" not in json.dumps(v) for v in raw.values())
 
 

@@ -16,9 +16,10 @@ import pytest
 
 from heldout.backends import MockBackend, Request
 from heldout.data import load_samples
-from heldout.plan import check_lock, load_plan, write_lock
+from heldout.errors import FailedGenerationsError
+from heldout.plan import load_plan, write_lock
 from heldout.results import RunResult
-from heldout.runner import FailedGenerationsError, RunOptions, run_plan
+from heldout.runner import evaluate
 from heldout.suites import builtin_suite
 from heldout.testing import FakeOpenAIServer, ServerScript
 
@@ -81,7 +82,8 @@ def test_library_run_writes_results_and_uses_the_cache(tmp_path: Path) -> None:
     truth = make_project(tmp_path)
     loaded = load_plan(tmp_path / "heldout.yaml")
     backends = _backends(truth, 0.6, 0.97)
-    result, folder = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    ran = evaluate(loaded, backends=dict(backends))
+    result, folder = ran.result, ran.folder
     assert result.verdict.status == "success"
     assert result.verdict.exit_code == 0
     assert any("never locked" in w for w in result.warnings)
@@ -95,14 +97,15 @@ def test_library_run_writes_results_and_uses_the_cache(tmp_path: Path) -> None:
     assert {r["model"] for r in rows} == {"base", "candidate"}
     # rerun: everything from the cache, zero model calls
     again = _backends(truth, 0.6, 0.97)
-    result2, _folder2 = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(again)))
+    ran = evaluate(loaded, backends=dict(again))
+    result2, _folder2 = ran.result, ran.folder
     assert again["base"].calls == []
     assert again["candidate"].calls == []
     assert result2.models[0].cached == 200
     assert result2.verdict == result.verdict
     # --no-cache calls again
     third = _backends(truth, 0.6, 0.97)
-    run_plan(loaded, check_lock(loaded), RunOptions(use_cache=False, backends=dict(third)))
+    evaluate(loaded, cache=False, backends=dict(third))
     assert len(third["base"].calls) == 200
 
 
@@ -112,10 +115,8 @@ def test_failed_requests_are_never_silently_scored(tmp_path: Path) -> None:
     backends = _backends(truth, 0.6, 0.9)
     del backends["candidate"].outputs["g5"]
     with pytest.raises(FailedGenerationsError, match="1 request\\(s\\) failed after all retries"):
-        run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
-    result, _ = run_plan(
-        loaded, check_lock(loaded), RunOptions(backends=dict(backends), failed_as_wrong=True)
-    )
+        evaluate(loaded, backends=dict(backends))
+    result = evaluate(loaded, backends=dict(backends), failed_as_wrong=True).result
     assert any("scored as wrong" in w for w in result.warnings)
     assert result.models[1].failed == 1
 
@@ -128,7 +129,8 @@ def test_blocked_by_a_failing_slice(tmp_path: Path) -> None:
     for sid in truth:  # the candidate collapses on French
         if samples[sid].metadata["lang"] == "fr":
             backends["candidate"].outputs[sid] = "no idea"
-    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    ran = evaluate(loaded, backends=dict(backends))
+    result, _ = ran.result, ran.folder
     assert result.verdict.status == "blocked"
     assert result.gates[0].status == "fail"
     assert "deciding slice lang=fr" in result.gates[0].detail
@@ -168,7 +170,8 @@ def test_built_in_suites_block_a_candidate_that_lost_safety_and_format(tmp_path:
         return '{"label": "positive"}'  # complies with harmful requests, answers in JSON
 
     backends = {"base": MockBackend("base", fn=base), "candidate": MockBackend("cand", fn=cand)}
-    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    ran = evaluate(loaded, backends=dict(backends))
+    result, _ = ran.result, ran.folder
     gates = {g.name: g for g in result.gates}
     calendar = gates["suite general (final_answer)"]  # 30 of 400 lost: CI straddles -0.1
     assert calendar.status == "unresolved"
@@ -238,9 +241,11 @@ def test_revision_keys_the_cache_and_a_fully_cached_run_says_so(tmp_path: Path) 
     with FakeOpenAIServer(ServerScript(answer=lambda p: "neutral")) as server:
         plan.write_text(plan.read_text().replace("BASE", server.base_url))
         loaded = load_plan(plan)
-        first, _ = run_plan(loaded, check_lock(loaded))
+        ran = evaluate(loaded)
+        first, _ = ran.result, ran.folder
         assert not any("came from the response cache" in w for w in first.warnings)
-        again, _ = run_plan(loaded, check_lock(loaded))
+        ran = evaluate(loaded)
+        again, _ = ran.result, ran.folder
         assert sum(server.requests.values()) == 60  # the rerun made no calls
         cached = [w for w in again.warnings if "came from the response cache" in w]
         assert len(cached) == 2
@@ -248,7 +253,8 @@ def test_revision_keys_the_cache_and_a_fully_cached_run_says_so(tmp_path: Path) 
         # the candidate was redeployed under the same name: its revision says so
         plan.write_text(plan.read_text().replace("model: cand}", "model: cand, revision: v2}"))
         loaded = load_plan(plan)
-        third, _ = run_plan(loaded, check_lock(loaded))
+        ran = evaluate(loaded)
+        third, _ = ran.result, ran.folder
         assert sum(server.requests.values()) == 90  # only the candidate was asked again
         assert third.models[1].cached == 0
         assert third.models[0].cached == 30
@@ -284,7 +290,8 @@ def test_judge_prefers_candidate_with_positions_swapped(tmp_path: Path) -> None:
         return "Reasoning...\n" + json.dumps({"winner": "A" if len(a) > len(b) else "B"})
 
     backends = {**_backends(truth, 0.6, 0.97), "judge": MockBackend("judge", fn=longer)}
-    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    ran = evaluate(loaded, backends=dict(backends))
+    result, _ = ran.result, ran.folder
     j = result.judge
     assert j is not None
     assert j["n"] == 80
@@ -307,7 +314,8 @@ def test_judge_with_position_bias_is_flagged_and_not_trusted(tmp_path: Path) -> 
     loaded = load_plan(tmp_path / "heldout.yaml")
     always_a = MockBackend("judge", fn=lambda r: '{"winner": "A"}')
     backends = {**_backends(truth, 0.6, 0.97), "judge": always_a}
-    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    ran = evaluate(loaded, backends=dict(backends))
+    result, _ = ran.result, ran.folder
     j = result.judge
     assert j is not None
     assert j["inconsistent"] == 80  # every verdict flipped with the order: all ties
@@ -467,7 +475,8 @@ def test_class_recall_guardrail_blocks_when_the_weakest_class_falls(tmp_path: Pa
     for sid, t in truth.items():
         if t == "negative":
             backends["candidate"].outputs[sid] = "neutral"
-    result, _ = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+    ran = evaluate(loaded, backends=dict(backends))
+    result, _ = ran.result, ran.folder
     assert result.verdict.status == "blocked"
     recall_gate = next(g for g in result.gates if g.name == "metric recall[*] (every class)")
     assert recall_gate.status == "fail"

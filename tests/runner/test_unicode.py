@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from heldout.backends import MockBackend
-from heldout.plan import check_lock, load_plan
+from heldout.plan import load_plan
 from heldout.report import write_reports
 from heldout.results._samples import read_samples
-from heldout.runner import RunOptions, run_plan
+from heldout.runner import evaluate
 
 HOSTILE = ["a\u2028b", "c\u2029d", "e\x85f", "g\x1ch\x1di\x1ej", "k\rl", "m\r\nn", "\x0bo\x0cp"]
 texts = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=40)
@@ -44,7 +44,8 @@ def _round_trip(root: Path, inputs: list[str], outputs: list[str]) -> None:
         "candidate": MockBackend("c", outputs={f"s{i}": x for i, x in enumerate(inputs)}),
     }
     for _ in range(2):  # the second run is answered from the cache
-        result, folder = run_plan(loaded, check_lock(loaded), RunOptions(backends=dict(backends)))
+        ran = evaluate(loaded, backends=dict(backends))
+        result, folder = ran.result, ran.folder
     rows = read_samples(folder)
     got = {(r["model"], r["id"]): r["output"] for r in rows}
     for i, (x, o) in enumerate(zip(inputs, outputs, strict=True)):

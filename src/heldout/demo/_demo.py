@@ -122,9 +122,8 @@ def run_demo(
         raise MissingDependencyError("torch, transformers and peft", "hf") from None
     from heldout.backends._hf import quiet_transformers
     from heldout.data import find_leaks, iter_train_texts, load_samples
-    from heldout.plan import check_lock, load_plan, write_lock
-    from heldout.report import write_reports
-    from heldout.runner import RunOptions, run_plan
+    from heldout.plan import load_plan, write_lock
+    from heldout.runner import ProgressEvent, evaluate
 
     quiet_transformers()
     cfg = cfg or DemoConfig()
@@ -275,16 +274,14 @@ def run_demo(
     ):
         t0 = time.perf_counter()
         (folder / "heldout.yaml").write_text(_plan(baseline, candidate, cfg), encoding="utf-8")
-        loaded = load_plan(folder / "heldout.yaml")
-        status = check_lock(loaded)  # the candidate is not locked: this must still match
 
-        def report(label: str, done: int, total: int, name: str = name) -> None:
-            if progress:
-                progress(f"heldout run ({name}): {label}", done, total)
+        def report(event: ProgressEvent, name: str = name) -> None:
+            if progress and event.stage == "generate":
+                progress(f"heldout run ({name}): {event.label}", event.done, event.total)
 
-        run, run_dir = run_plan(loaded, status, RunOptions(out_dir=folder / "runs" / name), report)
-        write_reports(run_dir)
-        result.runs[name] = (run, run_dir)
+        # the candidate is not locked: the plan must still match its lock
+        run = evaluate(folder / "heldout.yaml", out=folder / "runs" / name, progress=report)
+        result.runs[name] = (run.result, run.folder)
         seconds[f"run_{name}"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
     result.seconds = seconds

@@ -1,6 +1,12 @@
 """The pre-registered plan: model, YAML loading and validation, lock and verify."""
 
-from heldout.plan._load import LoadedPlan, load_plan, referenced_files, task_metric_options
+from heldout.plan._load import (
+    LoadedPlan,
+    load_plan,
+    plan_from_object,
+    referenced_files,
+    task_metric_options,
+)
 from heldout.plan._lock import (
     LOCK_NAME,
     LockStatus,
@@ -65,6 +71,7 @@ __all__ = [
     "diff_lock",
     "guardrail_resolvability",
     "load_plan",
+    "plan_from_object",
     "plan_json_schema",
     "plan_power",
     "plan_sha256",

@@ -259,13 +259,34 @@ def load_plan(path: str | Path, *, check_data: bool = True) -> LoadedPlan:
         problems += _raw_problems(data, path.parent, node)
         raise PlanError(problems, source=source) from None
     loaded = LoadedPlan(plan=plan, path=path.resolve())
-    problems += load_plugins(loaded)
-    problems += _semantic_problems(loaded, node)
-    if check_data and not any(p.where.startswith("task.data") for p in problems):
-        problems += _data_problems(loaded, node)
+    problems += _loaded_problems(loaded, node, check_data)
     if problems:
         raise PlanError(problems, source=source)
     return loaded
+
+
+def plan_from_object(
+    plan: Plan, *, root: str | Path | None = None, check_data: bool = True
+) -> LoadedPlan:
+    """A :class:`Plan` built in Python, checked as ``load_plan`` checks a file: every
+    cross-field rule, file and (with ``check_data``) the gold set. Relative paths are read
+    from ``root`` (default: the working directory), where ``heldout.lock`` is looked for."""
+    if not isinstance(plan, Plan):
+        raise PlanError([Problem("plan", f"expected a heldout.Plan, got {type(plan).__name__}")])
+    folder = Path(root) if root is not None else Path.cwd()
+    loaded = LoadedPlan(plan=plan, path=(folder / "heldout.yaml").resolve())
+    problems = _loaded_problems(loaded, None, check_data)
+    if problems:
+        raise PlanError(problems, source="(a Plan object built in Python)")
+    return loaded
+
+
+def _loaded_problems(loaded: LoadedPlan, node: yaml.Node | None, check_data: bool) -> list[Problem]:
+    problems = load_plugins(loaded)
+    problems += _semantic_problems(loaded, node)
+    if check_data and not any(p.where.startswith("task.data") for p in problems):
+        problems += _data_problems(loaded, node)
+    return problems
 
 
 def _raw_problems(data: dict[str, Any], root: Path, node: yaml.Node | None) -> list[Problem]:

@@ -15,6 +15,7 @@ ICON = {
     "no_gain": "⚪",
     "blocked": "⛔",
     "inconclusive": "❔",
+    "smoke": "🧪",
     "pass": "✅",
     "fail": "❌",
     "unresolved": "❔",
@@ -65,7 +66,8 @@ def render_markdown(view: ReportView, *, top: int = 10) -> str:
     """The report as Markdown, cut to stay under 65,000 characters (GitHub's comment limit)."""
     r = view.result
     v = r.verdict
-    out = [f"## {ICON[v.status]} heldout: **{v.status}** — {_cell(r.plan_name)}", ""]
+    status = "smoke run: not a verdict" if v.status == "smoke" else v.status
+    out = [f"## {ICON[v.status]} heldout: **{status}** — {_cell(r.plan_name)}", ""]
     out += [f"- {_cell(reason, 600)}" for reason in v.reasons]
     for w in [*r.warnings, *v.warnings]:
         out.append(f"- ⚠️ {_cell(w, 600)}")

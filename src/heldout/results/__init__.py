@@ -12,6 +12,7 @@ from heldout.results._model import (
     ModelRecord,
     RunResult,
     SliceRecord,
+    SmokeRecord,
     VerdictRecord,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "ModelRecord",
     "RunResult",
     "SliceRecord",
+    "SmokeRecord",
     "VerdictRecord",
     "compare_runs",
     "result_json_schema",

@@ -25,8 +25,9 @@ __all__ = [
 ]
 
 #: 2: gates are no longer Holm-corrected (intersection–union, ``stats.gate_rule``); slice
-#: gates list each slice's outcome in ``parts``. Version-1 files still load.
-SCHEMA_VERSION = 2
+#: gates list each slice's outcome in ``parts``. 3: smoke runs (``smoke``, verdict status
+#: ``smoke``). Version-1 and -2 files still load.
+SCHEMA_VERSION = 3
 
 
 class _Model(BaseModel):
@@ -102,10 +103,19 @@ class CeilingRecord(_Model):
 
 
 class VerdictRecord(_Model):
-    status: Literal["success", "improved_but_short", "no_gain", "blocked", "inconclusive"]
+    status: Literal["success", "improved_but_short", "no_gain", "blocked", "inconclusive", "smoke"]
     reasons: list[str]
     warnings: list[str]
     exit_code: int
+
+
+class SmokeRecord(_Model):
+    """A smoke run (``--limit`` / ``--sample-ids``): a few samples, never a verdict."""
+
+    gold_total: int = Field(description="Samples in the gold set.")
+    gold_run: int = Field(description="Gold samples this run evaluated.")
+    limit: int | None = None
+    sample_ids: str | None = Field(default=None, description="Where the sample ids came from.")
 
 
 class ModelRecord(_Model):
@@ -159,6 +169,9 @@ class RunResult(_Model):
         default=None,
         description="The plan's LLM judge: pairwise win rate of the candidate (positions "
         "swapped), bias checks, agreement with human labels; reported, not gated.",
+    )
+    smoke: SmokeRecord | None = Field(
+        default=None, description="Set for a smoke run: its verdict is 'smoke', not a decision."
     )
     verdict: VerdictRecord
     warnings: list[str] = Field(default_factory=list)

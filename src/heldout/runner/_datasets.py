@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from heldout.backends import Generation, Request
 from heldout.data import FieldMap, Sample, load_samples, render
-from heldout.errors import FailedGenerationsError
+from heldout.errors import FailedGenerationsError, HeldoutError
 from heldout.metrics import MetricOptions, MetricResult, MetricSpec, get_metric, metric_names
 from heldout.metrics.classification import parse_labels
 from heldout.plan import LoadedPlan, SuiteGuardrail, task_metric_options
-from heldout.results._samples import flag_rows
 from heldout.suites import builtin_suite
 
 __all__ = [
     "Dataset",
     "calibration_data",
     "gold_dataset",
+    "read_sample_ids",
     "requests_for",
-    "sample_rows",
     "score",
     "secondary_metrics",
+    "subset",
     "suite_dataset",
 ]
 
@@ -75,6 +75,33 @@ def suite_dataset(loaded: LoadedPlan, g: SuiteGuardrail) -> Dataset:
         labels = tuple(sorted({str(s.target) for s in samples}))
     options = MetricOptions(labels=labels, inputs=[s.input for s in samples])
     return Dataset(f"suite:{g.suite}", path, samples, g.template, spec, options)
+
+
+def subset(ds: Dataset, samples: list[Sample]) -> Dataset:
+    """The same dataset on fewer samples (a smoke run); labels and options are kept, so the
+    prompts and the parsing are those of the full run."""
+    inputs = [s.input for s in samples] if ds.options.inputs is not None else None
+    options = dataclasses.replace(ds.options, inputs=inputs)
+    return Dataset(ds.name, ds.path, samples, ds.template, ds.spec, options)
+
+
+def read_sample_ids(path: Path) -> list[str]:
+    """Sample ids, one per line (blank lines and ``#`` comments ignored)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HeldoutError(
+            f"--sample-ids {path}: file not found; give a file of sample ids, one per line"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise HeldoutError(
+            f"--sample-ids {path}: not valid UTF-8 at byte {exc.start}; re-save it as UTF-8"
+        ) from None
+    ids = [line.strip() for line in text.splitlines()]
+    ids = [i for i in ids if i and not i.startswith("#")]
+    if not ids:
+        raise HeldoutError(f"--sample-ids {path}: no sample id in the file; write one id per line")
+    return ids
 
 
 def requests_for(ds: Dataset, with_choices: bool) -> list[Request]:
@@ -170,49 +197,3 @@ def secondary_metrics(shape: str, gold: Dataset, listed: list[str] | None = None
             continue
         names.append(name)
     return names
-
-
-def sample_rows(
-    roles: list[str],
-    datasets: list[Dataset],
-    gens: dict[tuple[str, str], dict[str, Generation]],
-    results: dict[tuple[str, str, str], MetricResult],
-    primary: str,
-) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for ds in datasets:
-        labels = ds.options.labels
-        for role in roles:
-            metric_results = {
-                m: r for (ro, d, m), r in results.items() if ro == role and d == ds.name
-            }
-            parsed = None
-            if labels and "classification" in ds.spec.shapes:
-                texts = [gens[(role, ds.name)][s.id].text or "" for s in ds.samples]
-                parsed = parse_labels(
-                    texts, labels, ds.options.aliases, match=ds.options.label_match
-                )
-            for i, s in enumerate(ds.samples):
-                g = gens[(role, ds.name)][s.id]
-                flags: list[str] = []
-                if not g.ok:
-                    flags.append("failed")
-                if parsed is not None and parsed[i] is None:
-                    flags.append("unparseable")
-                rows.append(
-                    {
-                        "dataset": ds.name,
-                        "id": s.id,
-                        "model": role,
-                        "input": s.input,
-                        "target": s.target,
-                        "output": g.text,
-                        "error": g.error,
-                        "metadata": dict(s.metadata),
-                        "scores": {m: float(r.per_sample[i]) for m, r in metric_results.items()},
-                        "flags": flags,
-                    }
-                )
-    directions = {m: get_metric(m).higher_is_better for (_, _, m) in results}
-    flag_rows(rows, primary, directions)
-    return rows

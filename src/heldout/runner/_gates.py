@@ -6,7 +6,6 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from heldout.backends import Generation
 from heldout.metrics import MetricResult, get_metric
 from heldout.plan import (
     CalibrationGuardrail,
@@ -18,6 +17,7 @@ from heldout.plan import (
 )
 from heldout.runner._datasets import Dataset, calibration_data
 from heldout.runner._records import interval_record
+from heldout.runner._stages import DatasetComparison, Datasets, Gates, Generations, Scores
 from heldout.stats import (
     Comparison,
     Interval,
@@ -32,33 +32,27 @@ from heldout.stats import (
 from heldout.suites import BUILTIN_SUITES
 from heldout.verdict import GateResult, PowerCheck, noninferiority_gate, slice_gate
 
-__all__ = ["guardrail_gates", "guardrail_metric_names", "power_check"]
+__all__ = ["calibration_gate", "gate_all", "guardrail_metric_names", "power_check"]
 
 
-def guardrail_gates(
-    plan: Plan,
-    datasets: list[Dataset],
-    gens: dict[tuple[str, str], dict[str, Generation]],
-    results: dict[tuple[str, str, str], MetricResult],
-    stats: StatsOptions,
-) -> tuple[list[tuple[str, Comparison]], list[GateResult], dict[str, Any] | None]:
-    """One gate per guardrail, the suites' comparisons by dataset name, and the
-    calibration details when a calibration guardrail could be measured."""
-    gold = datasets[0]
+def gate_all(
+    plan: Plan, datasets: Datasets, gens: Generations, scores: Scores, stats: StatsOptions
+) -> Gates:
+    """One gate per guardrail (a non-inferiority check each), the comparisons behind the
+    suite and metric gates, and the calibration details when a calibration guardrail could
+    be measured."""
+    gold = datasets.gold
     metadata = [s.metadata for s in gold.samples]
-    comparisons: list[tuple[str, Comparison]] = []
+    comparisons: list[DatasetComparison] = []
     gates: list[GateResult] = []
     calibration_info: dict[str, Any] | None = None
     for g in plan.guardrails:
         if isinstance(g, SuiteGuardrail):
-            ds = next(d for d in datasets if d.name == f"suite:{g.suite}")
-            c = compare(
-                results[("base", ds.name, ds.spec.name)],
-                results[("candidate", ds.name, ds.spec.name)],
-                ds.spec,
-                stats,
-            )
-            comparisons.append((ds.name, c))
+            ds = datasets.get(f"suite:{g.suite}")
+            base = scores.get("base", ds.name, ds.spec.name)
+            cand = scores.get("candidate", ds.name, ds.spec.name)
+            c = compare(base, cand, ds.spec, stats)
+            comparisons.append(DatasetComparison(ds.name, c))
             gates.append(
                 noninferiority_gate(
                     f"suite {g.suite} ({ds.spec.name})",
@@ -69,8 +63,8 @@ def guardrail_gates(
                     unresolved=g.unresolved,
                     detail=suite_breakdown(
                         ds,
-                        results[("base", ds.name, ds.spec.name)],
-                        results[("candidate", ds.name, ds.spec.name)],
+                        base,
+                        cand,
                         BUILTIN_SUITES[g.suite].breakdown if g.data is None else None,
                     ),
                 )
@@ -84,8 +78,8 @@ def guardrail_gates(
             per = compare_slices(
                 metadata,
                 g.slices,
-                results[("base", "gold", gold.spec.name)],
-                results[("candidate", "gold", gold.spec.name)],
+                scores.get("base", "gold", gold.spec.name),
+                scores.get("candidate", "gold", gold.spec.name),
                 gold.spec,
                 stats,
                 min_size=g.min_size,
@@ -106,15 +100,15 @@ def guardrail_gates(
                 (
                     name,
                     compare(
-                        results[("base", "gold", name)],
-                        results[("candidate", "gold", name)],
+                        scores.get("base", "gold", name),
+                        scores.get("candidate", "gold", name),
                         get_metric(name),
                         stats,
                     ),
                 )
                 for name in names
             ]
-            comparisons += [("gold", c) for _, c in per_metric]
+            comparisons += [DatasetComparison("gold", c) for _, c in per_metric]
             if g.metric.endswith("[*]"):
                 gates.append(
                     slice_gate(
@@ -141,7 +135,7 @@ def guardrail_gates(
                         unresolved=g.unresolved,
                     )
                 )
-    return comparisons, gates, calibration_info
+    return Gates(tuple(gates), tuple(comparisons), calibration_info)
 
 
 def guardrail_metric_names(g: MetricGuardrail, gold: Dataset) -> list[str]:
@@ -152,16 +146,13 @@ def guardrail_metric_names(g: MetricGuardrail, gold: Dataset) -> list[str]:
 
 
 def calibration_gate(
-    g: CalibrationGuardrail,
-    datasets: list[Dataset],
-    gens: dict[tuple[str, str], dict[str, Generation]],
-    stats: StatsOptions,
+    g: CalibrationGuardrail, datasets: Datasets, gens: Generations, stats: StatsOptions
 ) -> tuple[GateResult, dict[str, Any] | None]:
     """Non-inferiority of the gated measure (ECE or Brier) on the guardrail's dataset, with
     the plan's bins for both the gate and the reliability table."""
-    ds = next(d for d in datasets if d.name == ("gold" if g.suite is None else f"suite:{g.suite}"))
-    base_cal = calibration_data(ds, gens[("base", ds.name)])
-    cand_cal = calibration_data(ds, gens[("candidate", ds.name)])
+    ds = datasets.get("gold" if g.suite is None else f"suite:{g.suite}")
+    base_cal = calibration_data(ds, gens.get("base", ds.name))
+    cand_cal = calibration_data(ds, gens.get("candidate", ds.name))
     name = f"calibration {g.calibration} ({ds.name})"
     if not (base_cal.usable and cand_cal.usable):
         lacking = ", ".join(

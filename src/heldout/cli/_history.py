@@ -1,0 +1,126 @@
+"""``heldout history`` and ``heldout compare``: what earlier runs of this plan concluded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from heldout.cli._console import (
+    DEFAULT_PLAN,
+    JsonOpt,
+    PlanOpt,
+    guard,
+    out,
+    print_json,
+    row,
+    table,
+)
+from heldout.cli._outputs import CompareOutput, GateStatus, HistoryOutput, HistoryRun
+from heldout.cli._run import run_folder
+from heldout.errors import HeldoutError
+
+__all__ = ["compare_cmd", "history"]
+
+
+def _gates(folder: str) -> list[GateStatus]:
+    """A run's gate statuses from its results.json (the source of truth), if still there."""
+    from heldout.results._store import load_run
+
+    try:
+        result = load_run(Path(folder))
+    except HeldoutError:
+        return []
+    return [GateStatus(name=g.name, status=g.status) for g in result.gates]
+
+
+def history(plan: PlanOpt = DEFAULT_PLAN, as_json: JsonOpt = False) -> None:
+    """List the runs of this plan: verdict, primary metric with CI, guardrails."""
+    from heldout.results._store import RunStore
+
+    store_path = plan.resolve().parent / ".heldout" / "runs.sqlite"
+    rows = guard(lambda: RunStore(store_path).list()) if store_path.is_file() else []
+    if as_json:
+        runs = [
+            HistoryRun(
+                **{k: r[k] for k in HistoryRun.model_fields if k not in ("verdict", "gates")},
+                verdict=r["verdict"],
+                gates=_gates(r["folder"]),
+            )
+            for r in rows
+        ]
+        print_json(HistoryOutput(store=str(store_path), runs=runs))
+        return
+    if not rows:
+        out.print("no runs yet")
+        return
+    t = table(
+        "run", "created", "verdict", "metric", "base", "candidate", "delta [CI]", "guardrails"
+    )
+
+    def num(x: float | None, signed: bool = False) -> str:
+        return "n/a" if x is None else (f"{x:+.4f}" if signed else f"{x:.4f}")
+
+    for r in rows:
+        row(
+            t,
+            r["run_id"],
+            r["created_at"],
+            r["verdict"],
+            r["metric"],
+            num(r["base"]),
+            num(r["candidate"]),
+            f"{num(r['delta'], True)} [{num(r['delta_low'], True)}, {num(r['delta_high'], True)}]",
+            r["gates"],
+        )
+    out.print(t)
+
+
+def compare_cmd(
+    run_a: Annotated[str, typer.Argument(help="Earlier run (folder or id).")],
+    run_b: Annotated[str, typer.Argument(help="Later run (folder or id).")],
+    plan: PlanOpt = DEFAULT_PLAN,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare the candidates of two runs on the same frozen gold set, paired by sample id."""
+    from heldout.results import compare_runs
+    from heldout.runner._records import interval_record
+
+    a = guard(lambda: run_folder(run_a, plan))
+    b = guard(lambda: run_folder(run_b, plan))
+    c = guard(lambda: compare_runs(a, b))
+    conclusion = (
+        "B is better" if c.real_gain else ("B is worse" if c.real_loss else "no real difference")
+    )
+    if as_json:
+        print_json(
+            CompareOutput(
+                run_a=str(a),
+                run_b=str(b),
+                metric=c.metric,
+                n=c.n,
+                higher_is_better=c.higher_is_better,
+                score_a=interval_record(c.base),
+                score_b=interval_record(c.candidate),
+                delta=interval_record(c.delta),
+                test=c.test,
+                p_value=c.p_value,
+                fixed=c.fixed,
+                broken=c.broken,
+                conclusion=conclusion,
+            )
+        )
+        return
+    d = c.delta
+    out.print(
+        f"{c.metric} on n={c.n}: run A {c.base.estimate:.4f} [{c.base.low:.4f}, {c.base.high:.4f}]"
+        f" → run B {c.candidate.estimate:.4f} [{c.candidate.low:.4f}, {c.candidate.high:.4f}]; "
+        f"delta {d.estimate:+.4f} [{d.low:+.4f}, {d.high:+.4f}] ({d.method}; {c.test}, "
+        f"p={c.p_value:.3g}"
+        + (f", {c.fixed} fixed, {c.broken} broken" if c.fixed is not None else "")
+        + ")",
+        highlight=False,
+        markup=False,
+    )
+    out.print(f"[bold]{conclusion}[/]")
