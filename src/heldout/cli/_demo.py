@@ -37,5 +37,5 @@ def demo(
         label = {"lora": "LoRA adapter", "full": "aggressive full fine-tune"}[name]
         print_summary(run)
         out.print(f"[bold]{label}[/] → {run.verdict.status}; report: {folder / 'report.html'}")
-        out.print(f"{label}: {exit_line(run)}", highlight=False, markup=False)
+        out.print(f"{label}: {exit_line(run)}", highlight=False, markup=False, soft_wrap=True)
     out.print(f"done in {result.seconds['total']:.0f} s; everything is in {out_dir}")

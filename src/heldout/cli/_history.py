@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -67,7 +68,7 @@ def history(plan: PlanOpt = DEFAULT_PLAN, as_json: JsonOpt = False) -> None:
             t,
             r["run_id"],
             r["created_at"],
-            r["verdict"],
+            "smoke: not a verdict" if r["verdict"] == "smoke" else r["verdict"],
             r["metric"],
             num(r["base"]),
             num(r["candidate"]),
@@ -105,7 +106,7 @@ def compare_cmd(
                 score_b=interval_record(c.candidate),
                 delta=interval_record(c.delta),
                 test=c.test,
-                p_value=c.p_value,
+                p_value=c.p_value if math.isfinite(c.p_value) else None,
                 fixed=c.fixed,
                 broken=c.broken,
                 conclusion=conclusion,

@@ -68,7 +68,7 @@ class CompareOutput(_Out):
     score_b: IntervalRecord
     delta: IntervalRecord = Field(description="Run B's candidate minus run A's, paired.")
     test: str
-    p_value: float
+    p_value: float | None = Field(description="None when no test applies.")
     fixed: int | None = None
     broken: int | None = None
     conclusion: Literal["B is better", "B is worse", "no real difference"]

@@ -89,7 +89,7 @@ def run_cmd(
     print_summary(run.result)
     out.print(f"results: {run.folder / 'results.json'}", highlight=False)
     out.print(f"report:  {run.reports['html']}", highlight=False)
-    out.print(exit_line(run.result), highlight=False, markup=False)
+    out.print(exit_line(run.result), highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(run.exit_code)
 
 

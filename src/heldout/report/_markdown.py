@@ -40,6 +40,10 @@ def _inert(text: str) -> str:
     return text
 
 
+def _p(p: float | None) -> str:
+    return "n/a" if p is None else f"{p:.3g}"
+
+
 def _cut(text: object, limit: int) -> str:
     s = " ".join(str(text).split())
     return s if len(s) <= limit else s[: limit - 1] + "…"
@@ -84,7 +88,7 @@ def render_markdown(view: ReportView, *, top: int = 10) -> str:
         out.append(
             f"| {_cell(c.dataset)} | {name} | {fmt(c.base.estimate)} | {fmt(c.other.estimate)} "
             f"| {fmt(c.delta.estimate, signed=True)} [{fmt(c.delta.low, signed=True)}, "
-            f"{fmt(c.delta.high, signed=True)}] | {test}, p={c.p_value:.3g} |"
+            f"{fmt(c.delta.high, signed=True)}] | {test}, p={_p(c.p_value)} |"
         )
     if view.gates:
         out += [

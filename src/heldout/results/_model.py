@@ -53,7 +53,7 @@ class ComparisonRecord(_Model):
     base: IntervalRecord
     other: IntervalRecord
     delta: IntervalRecord
-    p_value: float
+    p_value: float | None = Field(description="None when no test applies (e.g. no variation).")
     test: str
     fixed: int | None = None
     broken: int | None = None

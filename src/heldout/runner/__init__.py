@@ -7,14 +7,15 @@ from heldout.runner._gates import gate_all
 from heldout.runner._generate import GenerationSink, generate, generate_async
 from heldout.runner._pipeline import (
     ProgressEvent,
-    build_result,
     compare_all,
     decide_run,
     generate_all,
     load_datasets,
     make_backends,
     score_all,
+    stats_options,
 )
+from heldout.runner._result import build_result
 from heldout.runner._stages import (
     Comparisons,
     DatasetComparison,
@@ -50,4 +51,5 @@ __all__ = [
     "load_datasets",
     "make_backends",
     "score_all",
+    "stats_options",
 ]

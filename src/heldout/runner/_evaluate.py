@@ -33,21 +33,18 @@ from heldout.runner._lock import project_lock
 from heldout.runner._pipeline import (
     Progress,
     ProgressEvent,
-    build_result,
     cache_only_warnings,
     compare_all,
     decide_run,
     generate_all,
-    human_labels,
-    judge_info,
     load_datasets,
     make_backends,
     model_records,
     roles_of,
-    sample_rows,
     score_all,
     stats_options,
 )
+from heldout.runner._result import build_result, human_labels, judge_info, sample_rows
 
 __all__ = ["Run", "evaluate", "evaluate_async"]
 
@@ -115,9 +112,7 @@ def evaluate(
         allow_changed_plan=allow_changed_plan, cache=cache, refresh=refresh,
         failed_as_wrong=failed_as_wrong, reports=reports, progress=progress,
     )  # fmt: skip
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if not _loop_running():
         return asyncio.run(coro)
     ctx = contextvars.copy_context()
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="heldout") as pool:
@@ -181,6 +176,14 @@ async def evaluate_async(
             progress(ProgressEvent("write", "reports"))
         paths = write_reports(folder)
     return Run(result, folder, paths)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _loaded(plan: PlanLike, root: str | Path | None) -> LoadedPlan:

@@ -39,7 +39,7 @@ def comparison_record(
         base=interval_record(c.base),
         other=interval_record(c.candidate),
         delta=interval_record(c.delta),
-        p_value=c.p_value,
+        p_value=c.p_value if math.isfinite(c.p_value) else None,
         test=c.test,
         fixed=c.fixed,
         broken=c.broken,

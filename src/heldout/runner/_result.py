@@ -1,0 +1,205 @@
+"""The last stage: what a run decided, as ``results.json`` and ``samples.jsonl`` store it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from heldout._version import __version__
+from heldout.judge import read_human_labels
+from heldout.metrics import get_metric
+from heldout.plan import LoadedPlan, LockStatus, Plan, plan_sha256, sha256_file
+from heldout.results import (
+    CeilingRecord,
+    DatasetRecord,
+    ModelRecord,
+    RunResult,
+    SliceRecord,
+    SmokeRecord,
+    VerdictRecord,
+)
+from heldout.results._samples import flag_rows
+from heldout.runner._judging import judge_record, judge_summary
+from heldout.runner._pipeline import lock_warning, roles_of, stats_options
+from heldout.runner._records import comparison_record, gate_record, interval_record, json_safe
+from heldout.runner._stages import Comparisons, Datasets, Decision, Gates, Generations, Scores
+from heldout.stats import StatsOptions
+from heldout.verdict import GATE_RULE
+
+__all__ = ["build_result", "human_labels", "judge_info", "sample_rows"]
+
+
+def sample_rows(
+    roles: list[str], datasets: Datasets, gens: Generations, scores: Scores
+) -> list[dict[str, Any]]:
+    """One row per dataset, sample and model: output, every score, review flags."""
+    from heldout.metrics.classification import parse_labels
+
+    rows: list[dict[str, Any]] = []
+    for ds in datasets:
+        labels = ds.options.labels
+        for role in roles:
+            results = scores.of(role, ds.name)
+            outs = gens.get(role, ds.name)
+            parsed = None
+            if labels and "classification" in ds.spec.shapes:
+                texts = [outs[s.id].text or "" for s in ds.samples]
+                parsed = parse_labels(
+                    texts, labels, ds.options.aliases, match=ds.options.label_match
+                )
+            for i, s in enumerate(ds.samples):
+                g = outs[s.id]
+                flags: list[str] = []
+                if not g.ok:
+                    flags.append("failed")
+                if parsed is not None and parsed[i] is None:
+                    flags.append("unparseable")
+                rows.append(
+                    {
+                        "dataset": ds.name,
+                        "id": s.id,
+                        "model": role,
+                        "input": s.input,
+                        "target": s.target,
+                        "output": g.text,
+                        "error": g.error,
+                        "metadata": dict(s.metadata),
+                        "scores": {m: float(r.per_sample[i]) for m, r in results.items()},
+                        "flags": flags,
+                    }
+                )
+    directions = {m: get_metric(m).higher_is_better for m in scores.metric_names()}
+    flag_rows(rows, scores.primary, directions)
+    return rows
+
+
+def judge_info(
+    plan: Plan,
+    datasets: Datasets,
+    gens: Generations,
+    human: dict[str, str] | None,
+    stats: StatsOptions,
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The judge's summary for results.json, and its warnings (reported, never gated)."""
+    if plan.judge is None:
+        return None, []
+    summary = judge_summary(
+        plan.judge,
+        datasets.gold,
+        gens.get("base", "gold"),
+        gens.get("candidate", "gold"),
+        gens.get("judge", "gold") if gens.has("judge", "gold") else {},
+        human,
+        stats.confidence,
+    )
+    return judge_record(summary, plan.judge)
+
+
+def human_labels(loaded: LoadedPlan) -> dict[str, str] | None:
+    judge = loaded.plan.judge
+    if judge is None or not judge.human_labels:
+        return None
+    return loaded.human_labels or read_human_labels(loaded.resolve(judge.human_labels))
+
+
+def build_result(
+    loaded: LoadedPlan,
+    lock: LockStatus,
+    *,
+    run_id: str,
+    datasets: Datasets,
+    scores: Scores,
+    comparisons: Comparisons,
+    gates: Gates,
+    decision: Decision,
+    models: list[ModelRecord],
+    judge: dict[str, Any] | None,
+    warnings: list[str],
+    timings: dict[str, float],
+    git_revision: str | None,
+    in_memory: bool = False,
+) -> RunResult:
+    """Everything the run decided and why, as results.json stores it."""
+    plan = loaded.plan
+    stats = stats_options(plan)
+    listed = comparisons.listed()
+    recorded = {(c.dataset, c.comparison.metric) for c in listed}
+    # a guarded gold metric may also be a secondary one: listed once
+    listed += [c for c in gates.comparisons if (c.dataset, c.comparison.metric) not in recorded]
+    ceiling = None
+    if comparisons.ceiling is not None:
+        ce = comparisons.ceiling
+        ceiling = CeilingRecord(
+            share_of_reference=interval_record(ce.share_of_reference),
+            gap_closed=interval_record(ce.gap_closed),
+            gap_is_real=ce.gap_is_real,
+        )
+    v = decision.verdict
+    smoke = datasets.smoke
+    return RunResult(
+        heldout_version=__version__,
+        run_id=run_id,
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        plan_name=plan.name,
+        plan_path="(a Plan object built in Python)" if in_memory else str(loaded.path),
+        plan_sha256=plan_sha256(loaded),
+        lock={**asdict(lock), "changes": list(lock.changes)},
+        git_revision=git_revision,
+        primary_metric=plan.primary_metric,
+        baseline=plan.baseline,
+        success_threshold=plan.success_threshold,
+        stats={
+            "confidence": stats.confidence,
+            "resamples": stats.resamples,
+            "seed": stats.seed,
+            "bar_rule": plan.stats.bar_rule,
+            "gate_rule": GATE_RULE,
+        },
+        models=models,
+        datasets=[
+            DatasetRecord(
+                name=d.name,
+                path=str(d.path),
+                sha256=sha256_file(d.path),
+                n=len(d.samples),
+                metric=d.spec.name,
+            )
+            for d in datasets
+        ],
+        comparisons=[
+            comparison_record(c.comparison, c.dataset, against=c.against, primary=c.primary)
+            for c in listed
+        ],
+        slices=[
+            SliceRecord(
+                field=s.field,
+                value=s.value,
+                tiny=s.tiny,
+                comparison=comparison_record(s.comparison, "gold"),
+            )
+            for s in comparisons.slices
+        ],
+        gates=[gate_record(g) for g in gates.gates],
+        ceiling=ceiling,
+        calibration=gates.calibration,
+        metric_details={
+            role: json_safe(dict(scores.get(role, "gold", scores.primary).details))
+            for role in roles_of(plan)
+        },
+        power=decision.power_info,
+        judge=judge,
+        smoke=None
+        if smoke is None
+        else SmokeRecord(
+            gold_total=smoke.gold_total,
+            gold_run=smoke.gold_run,
+            limit=smoke.limit,
+            sample_ids=smoke.sample_ids,
+        ),
+        verdict=VerdictRecord(
+            status=v.status, reasons=v.reasons, warnings=v.warnings, exit_code=v.exit_code
+        ),
+        warnings=[w for w in (lock_warning(lock),) if w] + warnings + list(decision.warnings),
+        timings=timings,
+    )
