@@ -102,6 +102,11 @@ def test_smoke_run_through_the_cli(project: Path) -> None:
     (listed,) = json.loads(r.stdout)["runs"]
     assert listed["verdict"] == "smoke"
     assert listed["run_id"].endswith("-smoke")
+    r = cli("run", cwd=project)
+    full = json.loads(cli("history", "--json", cwd=project).stdout)["runs"][-1]["run_id"]
+    r = cli("compare", listed["run_id"], full, cwd=project)
+    assert r.returncode == 2
+    assert "is a smoke run (3 of 12 gold samples): compare two full runs" in r.stderr
     (project / "ids.txt").write_text("g02\ng09\n")
     r = cli("run", "--sample-ids", "ids.txt", cwd=project)
     assert r.returncode == 1
@@ -158,7 +163,7 @@ def test_plain_progress_lines_are_paced() -> None:
     """Every 10% of a fast phase, every 10 s of a slow one, and once at the end."""
     lines: list[str] = []
     now = [0.0]
-    plain = PlainLines(lines.append, clock=lambda: now[0])
+    plain = PlainLines(lines.append, already="from the cache", clock=lambda: now[0])
     plain("candidate · gold", 200, 1200)  # 200 cached
     for done in range(201, 1201):
         now[0] += 0.001
@@ -174,7 +179,7 @@ def test_plain_progress_lines_are_paced() -> None:
     progress = lines[1:]
     assert len(progress) == 7  # at 12, 24, ... 84 s: never silent for more than 10 s
     assert all("/1,000 (" in x and "elapsed" in x for x in progress)
-    plain_all_cached = PlainLines(lines.append)
+    plain_all_cached = PlainLines(lines.append, already="from the cache")
     lines.clear()
     plain_all_cached("base · gold", 50, 50)
     assert lines == [

@@ -93,11 +93,13 @@ class PlainLines:
         self,
         write: Callable[[str], None],
         *,
+        already: str = "already done",
         step: float = 0.1,
         every_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.write = write
+        self.already = already
         self.step = step
         self.every_s = every_s
         self.clock = clock
@@ -111,10 +113,10 @@ class PlainLines:
         line = self._lines.get(label)
         if line is None:
             self._lines[label] = _Line(now, done, now, done)
-            cached = f", {done:,} from the cache" if done else ""
+            cached = f", {done:,} {self.already}" if done else ""
             self.write(f"{label}: {total:,} to do{cached}")
             if done >= total:
-                self.write(f"{label}: done {done:,}/{total:,} (all from the cache)")
+                self.write(f"{label}: done {done:,}/{total:,} (all {self.already})")
             return
         finished = done >= total
         if finished and line.last_done >= total:
@@ -139,13 +141,16 @@ class PlainLines:
 
 @contextmanager
 def progress_for(
-    console: Console, width: int = 30
+    console: Console, width: int = 30, *, already: str = "already done"
 ) -> Iterator[tuple[Update, Callable[[str], None]]]:
-    """(update, stage) callbacks: bars and a rule-free status line on a terminal, plain lines
-    in a log."""
+    """(update, stage) callbacks: bars on a terminal (stages are not shown there), plain lines
+    in a log; ``already`` names the work done before a line starts ("from the cache")."""
     if console.is_terminal:
         with _bars(console, width) as update:
             yield update, lambda text: None
         return
-    plain = PlainLines(lambda text: console.print(text, highlight=False, markup=False))
+    plain = PlainLines(
+        lambda text: console.print(text, highlight=False, markup=False, soft_wrap=True),
+        already=already,
+    )
     yield plain, plain.stage

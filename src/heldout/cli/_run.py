@@ -63,7 +63,7 @@ def run_cmd(
     # collector saves its repeated full scans during generation (~40 ms per 2,000 responses)
     gc.freeze()
     done: dict[str, int] = {}
-    with progress_for(err) as (bars, stage):
+    with progress_for(err, already="from the cache") as (bars, stage):
 
         def on_progress(event: ProgressEvent) -> None:
             if event.stage != "generate":

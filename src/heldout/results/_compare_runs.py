@@ -18,6 +18,12 @@ __all__ = ["compare_runs"]
 def compare_runs(folder_a: Path, folder_b: Path) -> Comparison:
     """Paired comparison of run B's candidate against run A's on A's primary metric."""
     a, b = load_run(folder_a), load_run(folder_b)
+    for name, run in (("A", a), ("B", b)):
+        if run.smoke is not None:
+            raise HeldoutError(
+                f"run {name} ({run.run_id}) is a smoke run ({run.smoke.gold_run} of "
+                f"{run.smoke.gold_total} gold samples): compare two full runs"
+            )
     gold_a = next((d for d in a.datasets if d.name == "gold"), None)
     gold_b = next((d for d in b.datasets if d.name == "gold"), None)
     if gold_a is None or gold_b is None:

@@ -312,6 +312,7 @@ async def _run(
         judge, judge_warnings = judge_info(plan, datasets, gens, human, stats)
         warnings += judge_failed + judge_warnings
 
+    await asyncio.sleep(0)  # a Ctrl-C during a stage takes effect between stages
     if progress:
         progress(ProgressEvent("score", "metrics"))
     t0 = time.perf_counter()
@@ -319,6 +320,7 @@ async def _run(
     timings["score_s"] = time.perf_counter() - t0
     rows = sample_rows(roles, datasets, gens, scores)
 
+    await asyncio.sleep(0)
     if progress:
         progress(ProgressEvent("compare", "comparisons and guardrails"))
     t0 = time.perf_counter()
@@ -334,6 +336,7 @@ async def _run(
         warnings=warnings, timings=timings, git_revision=_git_revision(loaded.root),
         in_memory=in_memory,
     )  # fmt: skip
+    await asyncio.sleep(0)
     if progress:
         progress(ProgressEvent("write", "results"))
     write_samples(folder, rows)
