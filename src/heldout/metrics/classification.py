@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from heldout.errors import MetricInputError, UnknownNameError
+from heldout.metrics._memo import shared
 from heldout.metrics._registry import (
     LabelMatch,
     MetricOptions,
@@ -263,6 +264,20 @@ class _Evaluated:
 
 
 def _evaluate(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOptions) -> _Evaluated:
+    """Parse and tabulate once for every classification metric on the same outputs."""
+    key = (
+        "classification",
+        options.labels,
+        tuple(sorted((options.aliases or {}).items())),
+        options.label_match,
+        options.extra.get("zero_division", 0.0),
+    )
+    return shared((y_true, y_pred), key, lambda: _evaluate_now(y_true, y_pred, options))
+
+
+def _evaluate_now(
+    y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOptions
+) -> _Evaluated:
     if len(y_true) != len(y_pred):
         raise MetricInputError(
             f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}; they must align"
@@ -272,7 +287,10 @@ def _evaluate(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOptio
     zd = float(options.extra.get("zero_division", 0.0))
     report = classification_report(y_true, parsed, labels, zero_division=zd)
     t, p = _codes(y_true, parsed, labels)
-    return _Evaluated(report, (t == p).astype(np.float64), t, p, zd)
+    correct = (t == p).astype(np.float64)
+    for array in (correct, t, p):  # shared by every metric on these outputs: never mutated
+        array.setflags(write=False)
+    return _Evaluated(report, correct, t, p, zd)
 
 
 @metric("accuracy", shapes=["classification"], higher_is_better=True, binary=True)

@@ -22,6 +22,7 @@ import numpy as np
 from heldout._json import load_json
 from heldout.errors import MetricInputError
 from heldout.metrics._inputs import check_aligned
+from heldout.metrics._memo import shared
 from heldout.metrics._registry import MetricOptions, MetricResult, SufficientStats, metric
 
 __all__ = ["Span", "parse_spans", "span_scores"]
@@ -207,6 +208,10 @@ def span_scores(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOpt
     scheme = str(options.extra.get("span_match", "strict"))
     if scheme not in SCHEMES:
         raise MetricInputError(f"unknown span match {scheme!r}; known: {', '.join(SCHEMES)}")
+    return shared((y_true, y_pred), ("spans", scheme), lambda: _count(y_true, y_pred, scheme))
+
+
+def _count(y_true: Sequence[Any], y_pred: Sequence[Any], scheme: str) -> _Counts:
     parsed: list[tuple[frozenset[Span], frozenset[Span]]] = []
     unparseable = 0
     for i, (t, p) in enumerate(zip(y_true, y_pred, strict=True)):
@@ -234,6 +239,8 @@ def span_scores(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOpt
                 frozenset(s for s in pred if s.type == t),
             )
             by_type[t][i] = scheme_counts(*keep, scheme)
+    for array in (overall, *by_type.values()):  # shared by the span metrics: never mutated
+        array.setflags(write=False)
     return _Counts(overall, by_type, scheme, unparseable)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from heldout.errors import MetricInputError
+from heldout.metrics._memo import shared
 from heldout.metrics._registry import MetricOptions, MetricResult, metric
 
 __all__ = ["RougeScore", "lcs_length", "rouge", "tokenize", "unsupported_claims"]
@@ -210,6 +211,15 @@ def rouge(
 
 
 _PARTS = {"precision": 0, "recall": 1, "fmeasure": 2}
+_TOKEN_TYPES = tuple(t for t in ROUGE_TYPES if t != "rougeLsum")
+
+
+def _read_only(
+    scores: dict[str, np.ndarray[Any, np.dtype[np.float64]]],
+) -> dict[str, np.ndarray[Any, np.dtype[np.float64]]]:
+    for array in scores.values():
+        array.setflags(write=False)
+    return scores
 
 
 def _register_rouge(rouge_type: str, part: str) -> None:
@@ -220,7 +230,18 @@ def _register_rouge(rouge_type: str, part: str) -> None:
         if not y_true:
             raise MetricInputError("no samples: ROUGE needs at least one")
         stem = bool(options.extra.get("stem", False))
-        scores = rouge(y_true, y_pred, (rouge_type,), stem=stem)[rouge_type]
+        if isinstance(y_true, tuple) and isinstance(y_pred, tuple):
+            # a run's outputs (tuples, see _memo): ROUGE-N and ROUGE-L share one tokenisation,
+            # and each type's precision, recall and F share one pass
+            group = ("rougeLsum",) if rouge_type == "rougeLsum" else _TOKEN_TYPES
+            every = shared(
+                (y_true, y_pred),
+                ("rouge", stem, group),
+                lambda: _read_only(rouge(y_true, y_pred, group, stem=stem)),
+            )
+            scores = every[rouge_type]
+        else:
+            scores = rouge(y_true, y_pred, (rouge_type,), stem=stem)[rouge_type]
         values = scores[:, column].copy()
         details = {
             "precision": float(scores[:, 0].mean()),

@@ -1,6 +1,7 @@
 """Reports from stored results: HTML (self-contained), Markdown (PR comment), JUnit XML."""
 
 from pathlib import Path
+from typing import Any
 
 from heldout.report._html import render_html
 from heldout.report._junit import render_junit
@@ -17,12 +18,13 @@ __all__ = [
 ]
 
 
-def write_reports(folder: Path) -> dict[str, Path]:
-    """Render every format from a run folder's stored results; never calls a model."""
+def write_reports(folder: Path, rows: list[dict[str, Any]] | None = None) -> dict[str, Path]:
+    """Render every format from a run folder's stored results; never calls a model.
+    ``rows``: the run's sample rows when the caller holds them (else read from the folder)."""
     from heldout.results._samples import read_samples
     from heldout.results._store import load_run
 
-    view = build_view(load_run(folder), read_samples(folder))
+    view = build_view(load_run(folder), rows if rows is not None else read_samples(folder))
     outputs = {
         "html": (folder / "report.html", render_html(view)),
         "markdown": (folder / "report.md", render_markdown(view)),

@@ -28,9 +28,9 @@ def write_samples(folder: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     import pyarrow.json as pj
     import pyarrow.parquet as pq
 
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
     with (folder / "samples.jsonl").open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.writelines(dumps(row) + "\n" for row in rows)
     metrics = sorted({m for r in rows for m in r["scores"]})
     text_columns = ["dataset", "id", "model", "input", "target", "output", "error"]
     schema = pa.schema(
@@ -43,12 +43,12 @@ def write_samples(folder: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     with flat.open("w", encoding="utf-8") as fh:
         for r in rows:
             record: dict[str, Any] = {c: r[c] for c in text_columns}
-            record["target"] = json.dumps(r["target"], ensure_ascii=False)
+            record["target"] = dumps(r["target"])
             record["flags"] = list(r["flags"])
             for m in metrics:
                 record[f"score_{m}"] = r["scores"].get(m)
-            line = json.dumps(record, ensure_ascii=False) + "\n"
-            longest = max(longest, len(line.encode()))
+            line = dumps(record) + "\n"
+            longest = max(longest, 4 * len(line))  # ≥ its UTF-8 bytes, without encoding it
             fh.write(line)
     try:
         if rows:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from heldout.backends import Generation, Request
 from heldout.data import FieldMap, Sample, load_samples, render
 from heldout.errors import FailedGenerationsError, HeldoutError
-from heldout.metrics import MetricOptions, MetricResult, MetricSpec, get_metric, metric_names
+from heldout.metrics import MetricOptions, MetricSpec, get_metric, metric_names
 from heldout.metrics.classification import parse_labels
 from heldout.plan import LoadedPlan, SuiteGuardrail, task_metric_options
 from heldout.suites import builtin_suite
@@ -22,9 +23,9 @@ __all__ = [
     "Dataset",
     "calibration_data",
     "gold_dataset",
+    "outputs",
     "read_sample_ids",
     "requests_for",
-    "score",
     "secondary_metrics",
     "subset",
     "suite_dataset",
@@ -41,6 +42,10 @@ class Dataset:
     template: str
     spec: MetricSpec
     options: MetricOptions
+    targets: tuple[Any, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.targets = tuple(s.target for s in self.samples)
 
 
 def gold_dataset(loaded: LoadedPlan) -> Dataset:
@@ -112,19 +117,19 @@ def requests_for(ds: Dataset, with_choices: bool) -> list[Request]:
     ]
 
 
-def score(
-    ds: Dataset, gens: dict[str, Generation], spec: MetricSpec, failed_as_wrong: bool
-) -> MetricResult:
+def outputs(ds: Dataset, gens: dict[str, Generation], failed_as_wrong: bool) -> tuple[str, ...]:
+    """Each sample's output text, in the dataset's order (a tuple: the metrics of one family
+    share one parse of it); a failed request is "" with ``failed_as_wrong``."""
     preds = []
     for s in ds.samples:
         g = gens[s.id]
         if g.ok:
-            preds.append(g.text)
+            preds.append(g.text or "")
         elif failed_as_wrong:
             preds.append("")  # counted and reported by the caller
         else:
             raise FailedGenerationsError(f"sample {s.id!r} has no output")
-    return spec([s.target for s in ds.samples], preds, options=ds.options)
+    return tuple(preds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from heldout.backends import Backend, ResponseCache
 from heldout.errors import FailedGenerationsError, HeldoutError, PlanError, Problem
@@ -160,7 +161,7 @@ async def evaluate_async(
         existed = folder.exists()
         _writable(folder)
         try:
-            result = await _run(
+            result, rows = await _run(
                 loaded, lock, folder, backends=backends, limit=limit, sample_ids=ids,
                 sample_ids_source=ids_source, cache=cache, refresh=refresh,
                 failed_as_wrong=failed_as_wrong, progress=progress, in_memory=in_memory,
@@ -174,7 +175,7 @@ async def evaluate_async(
 
         if progress:
             progress(ProgressEvent("write", "reports"))
-        paths = write_reports(folder)
+        paths = write_reports(folder, rows)
     return Run(result, folder, paths)
 
 
@@ -267,7 +268,7 @@ async def _run(
     failed_as_wrong: bool,
     progress: Progress | None,
     in_memory: bool,
-) -> RunResult:
+) -> tuple[RunResult, list[dict[str, Any]]]:
     plan = loaded.plan
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -350,7 +351,7 @@ async def _run(
         note = f"this run is not listed by 'heldout history': {exc}"
         result = result.model_copy(update={"warnings": [*result.warnings, note]})
         _write_result(folder, result)
-    return result
+    return result, rows
 
 
 def _write_result(folder: Path, result: RunResult) -> None:

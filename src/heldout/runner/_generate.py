@@ -35,14 +35,17 @@ class GenerationSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._fh: IO[str] = path.open("a", encoding="utf-8")
+        self._heads: dict[tuple[str, str], str] = {}
 
-    @staticmethod
-    def line(role: str, dataset: str, gen: Generation, blob: str | None = None) -> str:
+    def line(self, role: str, dataset: str, gen: Generation, blob: str | None = None) -> str:
         """One JSONL line: model, dataset and the generation's fields (``blob``: its JSON)."""
         if blob is None:
             blob = json.dumps(gen.to_json(), ensure_ascii=False)
-        head = json.dumps({"model": role, "dataset": dataset}, ensure_ascii=False)
-        return head[:-1] + ", " + blob[1:] + "\n"
+        head = self._heads.get((role, dataset))
+        if head is None:  # serialised once per model and dataset, not once per line
+            head = json.dumps({"model": role, "dataset": dataset}, ensure_ascii=False)[:-1]
+            self._heads[(role, dataset)] = head
+        return head + ", " + blob[1:] + "\n"
 
     def write_lines(self, lines: Sequence[str]) -> None:
         """Append lines made by :meth:`line`, then flush them to the operating system."""
@@ -93,14 +96,15 @@ async def generate_async(
     identity = json.dumps(
         backend.identity(), sort_keys=True, ensure_ascii=False, separators=(",", ":")
     )
-    keys = {r.sample_id: cache_key(identity, r) for r in requests}
+    # cache keys (a hash of each prompt) only when there is a cache to read or write
+    keys = {r.sample_id: cache_key(identity, r) for r in requests} if cache is not None else {}
     found = cache.get_many(keys.values()) if cache is not None and not refresh else {}
     out: dict[str, Generation] = {}
     total = len(requests)
     missing = []
     hits = []
     for r in requests:
-        hit = found.get(keys[r.sample_id])
+        hit = found.get(keys[r.sample_id]) if found else None
         if hit is not None:
             hit.sample_id = r.sample_id
             out[r.sample_id] = hit

@@ -32,8 +32,8 @@ from heldout.results import (
 )
 from heldout.runner._datasets import (
     gold_dataset,
+    outputs,
     requests_for,
-    score,
     secondary_metrics,
     subset,
     suite_dataset,
@@ -308,11 +308,11 @@ def score_all(
     scores = Scores(gold.spec.name, secondary, list(dict.fromkeys(guarded)))
     for role in roles_of(plan):
         for ds in datasets:
-            outs = gens.get(role, ds.name)
-            scores.add(role, ds.name, ds.spec.name, score(ds, outs, ds.spec, failed_as_wrong))
-        for name in [*scores.secondary, *scores.guarded]:
-            outs = gens.get(role, "gold")
-            scores.add(role, "gold", name, score(gold, outs, get_metric(name), failed_as_wrong))
+            texts = outputs(ds, gens.get(role, ds.name), failed_as_wrong)
+            names = [ds.spec.name] + ([*scores.secondary, *scores.guarded] if ds is gold else [])
+            for name in names:  # one tuple of outputs: a metric family parses it once
+                spec = ds.spec if name == ds.spec.name else get_metric(name)
+                scores.add(role, ds.name, name, spec(ds.targets, texts, options=ds.options))
     return scores
 
 
