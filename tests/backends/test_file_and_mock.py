@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from heldout.backends import Generation, MockBackend, Request
-from heldout.backends._file import FileBackend, Prediction, read_predictions
+from heldout.backends._file import FileBackend, Predictions, read_predictions
 from heldout.errors import DataError
 from heldout.plan import FileModel
 
@@ -64,16 +65,26 @@ def test_plain_jsonl_and_missing_id(tmp_path: Path) -> None:
     path = tmp_path / "preds.jsonl"
     path.write_text('{"id": "a", "output": "x"}\n{"id": 2, "output": "y"}\n')
     backend = FileBackend(FileModel(backend="file", path="preds.jsonl"), root=tmp_path)
-    out = _gen(backend, ["a", "2", "zzz"])
-    assert out["a"].text == "x"
-    assert out["2"].text == "y"
-    assert out["zzz"].error is not None
-    assert "no prediction for sample 'zzz'" in out["zzz"].error
+    with pytest.raises(DataError, match=r"no prediction for 1 of 3 samples \(first ids 'zzz'\)"):
+        _gen(backend, ["a", "2", "zzz"])
+    lenient = FileBackend(
+        FileModel(backend="file", path="preds.jsonl", missing="wrong"), root=tmp_path
+    )
+    out = _gen(lenient, ["a", "2", "zzz"])
+    assert (out["a"].text, out["2"].text, out["zzz"].text) == ("x", "y", "")
+    assert lenient.record["scored_wrong"] == {"missing": 1, "errored": 0}
+    assert "scored as wrong (missing: wrong)" in lenient.record["warnings"][0]
     assert backend.identity()["sha256"]
 
 
-def _texts(preds: dict[str, Prediction]) -> dict[str, str]:
-    return {k: v.text for k, v in preds.items()}
+def _texts(preds: Predictions) -> dict[str, str]:
+    return {k: v.text for k, v in preds.by_id.items()}
+
+
+@pytest.fixture
+def own_inspect_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a machine without Inspect installed: heldout's own reader."""
+    monkeypatch.setitem(sys.modules, "inspect_ai.log", None)
 
 
 def test_lm_eval_samples(tmp_path: Path) -> None:
@@ -98,6 +109,7 @@ def test_lm_eval_duplicate_doc_ids(tmp_path: Path) -> None:
         read_predictions(FileModel(backend="file", path=str(path)), path)
 
 
+@pytest.mark.usefixtures("own_inspect_reader")
 def test_inspect_json_and_eval_zip(tmp_path: Path) -> None:
     log = {
         "version": 2,

@@ -416,7 +416,13 @@ def _preds(name: str, content: str | bytes, fmt: str = "") -> dict[str, str | by
 PRED = "".join(json.dumps({"id": f"q{i}", "output": "ok"}) + "\n" for i in range(6))
 RUN = ("run",)
 for label, name, content, fmt, says in [
-    ("missing ids", "p.jsonl", PRED.split("\n", 3)[-1], "", "no prediction for sample"),
+    (
+        "missing ids",
+        "p.jsonl",
+        PRED.split("\n", 3)[-1],
+        "",
+        "no prediction for 3 of 6 samples (first ids 'q0', 'q1', 'q2')",
+    ),
     ("duplicate id", "p.jsonl", PRED + PRED.splitlines()[0] + "\n", "", "duplicate id"),
     ("output is a number", "p.jsonl", PRED + '{"id": "q9", "output": 5}\n', "", "no output text"),
     (

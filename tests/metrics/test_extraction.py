@@ -218,7 +218,7 @@ def test_file_predictions_may_hold_span_lists_as_json_arrays(tmp_path: Path) -> 
     preds = read_predictions(FileModel(backend="file", path=str(path)), path)
     spans = get_metric("span_f1")(
         [[{"type": "PER", "start": 0, "end": 3}], [["ORG", "ACME"]]],
-        [preds["a"].text, preds["b"].text],
+        [preds.by_id["a"].text, preds.by_id["b"].text],
         options=MetricOptions(),
     )
     assert spans.aggregate == 1.0

@@ -8,17 +8,26 @@ Formats read (each checked against the projects' documented layouts):
   ``probabilities_field`` (``{label: p}``; a JSON string in CSV) for calibration;
 - ``lm-eval``: one JSON object per line with ``doc_id``, ``doc``, ``resps`` and
   ``filtered_resps``; the id is ``doc_id`` (or ``doc.<id_field>`` when ``id_field`` names a
-  field of ``doc``), the output the first filtered response;
+  field of ``doc``), the output the first filtered response. A task with several filters
+  writes one line per document and ``filter``: ``filter`` in the plan picks one;
 - ``inspect``: an EvalLog with ``samples`` (each ``id``, ``epoch``, ``output.completion`` or
-  ``output.choices[0].message.content``), as ``.json`` or as an ``.eval`` zip holding
-  ``samples/<id>_epoch_<n>.json``. Only epoch 1 is used.
+  ``output.choices[0].message.content``, and ``error`` when Inspect failed on it), as
+  ``.json`` or as an ``.eval`` zip holding ``samples/<id>_epoch_<n>.json`` (Inspect writes
+  those zstd-compressed). Read with ``inspect_ai.log.read_eval_log`` when Inspect is
+  installed, else by this module (``zstandard`` for the compressed entries). ``epoch`` in
+  the plan picks the epoch (default 1), and the run record says how many the log held.
+
+A gold sample without a prediction, or one Inspect errored on, stops the run with its ids
+(``missing: error``, the default) or is scored as wrong and counted (``missing: wrong``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +44,21 @@ __all__ = ["FileBackend", "Prediction", "read_predictions"]
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """One precomputed output, with the probabilities the file gave for it."""
+    """One precomputed output, with the probabilities the file gave for it; ``error`` when
+    the peer tool failed on the sample (its message)."""
 
     text: str
     confidence: float | None = None
     probabilities: dict[str, float] | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Predictions:
+    """A predictions file as read: outputs by sample id, and what the reader noticed."""
+
+    by_id: dict[str, Prediction]
+    notes: list[str]
 
 
 def _probability(value: Any, what: str) -> tuple[float | None, str | None]:
@@ -97,34 +116,101 @@ def _inspect_output(sample: dict[str, Any]) -> str | None:
     return None
 
 
-def _iter_inspect(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+_ZSTD = 93  # the ZIP compression method id of Zstandard (Inspect's .eval entries)
+
+
+def _zip_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> bytes:
+    """An entry's bytes; Zstandard entries (which zipfile cannot read before Python 3.14)
+    are decompressed with ``zstandard`` and checked against the entry's CRC."""
+    if info.compress_type != _ZSTD:
+        return zf.read(info)
     try:
-        if path.suffix == ".eval":
-            with zipfile.ZipFile(path) as zf:
-                for name in sorted(zf.namelist()):
-                    if name.startswith("samples/") and name.endswith(".json"):
-                        sample = load_json(zf.read(name))
-                        if isinstance(sample, dict):
-                            yield f"{path}!{name}", sample
-            return
-        log = load_json(path.read_text(encoding="utf-8"))
-    except (zipfile.BadZipFile, ValueError, UnicodeDecodeError, OSError) as exc:
+        import zstandard
+    except ImportError:
         raise DataError(
             [
                 Problem(
                     str(path),
-                    f"not a readable Inspect log ({type(exc).__name__}: {exc}); write it with "
-                    "'inspect eval ... --log-format json' or pass the .eval file Inspect wrote",
+                    "this Inspect log's entries are Zstandard-compressed; install "
+                    "'heldout[inspect]' (Inspect's own reader) or 'zstandard'",
                 )
             ]
         ) from None
+    with path.open("rb") as fh:
+        fh.seek(info.header_offset)
+        header = fh.read(30)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"no local header for {info.filename}")
+        name_len, extra_len = struct.unpack("<HH", header[26:30])
+        fh.seek(info.header_offset + 30 + name_len + extra_len)
+        data = fh.read(info.compress_size)
+    out = zstandard.ZstdDecompressor().decompress(data, max_output_size=max(info.file_size, 1))
+    if zlib.crc32(out) != info.CRC:
+        raise zipfile.BadZipFile(f"CRC mismatch in {info.filename}")
+    return bytes(out)
+
+
+def _unreadable(path: Path, exc: BaseException) -> DataError:
+    return DataError(
+        [
+            Problem(
+                str(path),
+                f"not a readable Inspect log ({type(exc).__name__}: {exc}); pass the .eval or "
+                ".json file 'inspect eval' wrote (inspect log convert can rewrite it)",
+            )
+        ]
+    )
+
+
+def _iter_inspect(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The log's samples as plain data, by Inspect's reader when installed."""
+    try:
+        from inspect_ai.log import read_eval_log
+    except ImportError:
+        yield from _iter_inspect_own(path)
+        return
+    try:
+        log = read_eval_log(str(path))
+    except Exception as exc:  # any failure of the peer's reader is bad input, not a bug
+        raise _unreadable(path, exc) from None
+    for i, sample in enumerate(log.samples or []):
+        yield f"{path}:samples[{i}]", sample.model_dump(mode="json")
+
+
+def _iter_inspect_own(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    try:
+        if path.suffix == ".eval":
+            with zipfile.ZipFile(path) as zf:
+                for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                    name = info.filename
+                    if name.startswith("samples/") and name.endswith(".json"):
+                        sample = load_json(_zip_entry(zf, info, path))
+                        if isinstance(sample, dict):
+                            yield f"{path}!{name}", sample
+            return
+        log = load_json(path.read_text(encoding="utf-8"))
+    except (
+        zipfile.BadZipFile,
+        ValueError,
+        UnicodeDecodeError,
+        OSError,
+        NotImplementedError,
+    ) as exc:
+        raise _unreadable(path, exc) from None
     samples = log.get("samples") if isinstance(log, dict) else None
     for i, sample in enumerate(samples or []):
         if isinstance(sample, dict):
             yield f"{path}:samples[{i}]", sample
 
 
-def read_predictions(spec: FileModel, path: Path) -> dict[str, Prediction]:
+def _inspect_error(sample: dict[str, Any]) -> str | None:
+    error = sample.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or "error")
+    return str(error) if error else None
+
+
+def read_predictions(spec: FileModel, path: Path) -> Predictions:
     """Outputs by sample id; every unreadable row and duplicate id is reported together."""
     fmt: str = spec.format
     if fmt == "auto":
@@ -137,9 +223,16 @@ def read_predictions(spec: FileModel, path: Path) -> dict[str, Prediction]:
     if not path.is_file():
         raise DataError([Problem(str(path), "predictions file not found")])
     problems: list[Problem] = []
+    notes: list[str] = []
     out: dict[str, Prediction] = {}
 
-    def add(where: str, sid: Any, text: str | None, rec: dict[str, Any] | None = None) -> None:
+    def add(
+        where: str,
+        sid: Any,
+        text: str | None,
+        rec: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
         if sid is None or isinstance(sid, bool) or not isinstance(sid, str | int):
             problems.append(
                 Problem(
@@ -147,6 +240,8 @@ def read_predictions(spec: FileModel, path: Path) -> dict[str, Prediction]:
                     f"no usable sample id (got {sid!r}); give every row its sample's id (id_field)",
                 )
             )
+        elif error is not None and str(sid) not in out:
+            out[str(sid)] = Prediction("", error=error)
         elif text is None:
             problems.append(
                 Problem(
@@ -172,39 +267,87 @@ def read_predictions(spec: FileModel, path: Path) -> dict[str, Prediction]:
             out[str(sid)] = Prediction(text, conf, probs)
 
     if fmt == "inspect":
+        epochs: set[int] = set()
         for where, sample in _iter_inspect(path):
-            if sample.get("epoch", 1) != 1:
+            epoch = sample.get("epoch", 1)
+            epochs.add(epoch if isinstance(epoch, int) else 1)
+            if epoch != spec.epoch:
                 continue
-            add(where, sample.get("id"), _inspect_output(sample))
+            add(where, sample.get("id"), _inspect_output(sample), error=_inspect_error(sample))
+        if epochs and spec.epoch not in epochs:
+            found = ", ".join(str(e) for e in sorted(epochs))
+            problems.append(
+                Problem(
+                    str(path),
+                    f"no epoch {spec.epoch} in this log (epochs {found}); set epoch to one of them",
+                )
+            )
+        elif len(epochs) > 1:
+            notes.append(
+                f"the Inspect log holds {len(epochs)} epochs; epoch {spec.epoch} is used "
+                "(set 'epoch' for another)"
+            )
+    elif fmt == "lm-eval":
+        records = list(iter_records(path, "jsonl"))
+        problems += [r for _, r in records if isinstance(r, Problem)]
+        rows = [(w, r) for w, r in records if isinstance(r, dict)]
+        filters = sorted({str(r["filter"]) for _, r in rows if r.get("filter") is not None})
+        if spec.filter is not None and spec.filter not in filters:
+            problems.append(
+                Problem(
+                    str(path),
+                    f"no lines with filter {spec.filter!r}; the file has "
+                    f"{', '.join(map(repr, filters)) or 'no filter field'}",
+                )
+            )
+        elif spec.filter is None and len(filters) > 1:
+            problems.append(
+                Problem(
+                    str(path),
+                    f"lines for {len(filters)} filters ("
+                    f"{', '.join(map(repr, filters))}): one line per document and filter; "
+                    "set 'filter' in the model to the one to use",
+                )
+            )
+        chosen = spec.filter if spec.filter is not None else (filters[0] if filters else None)
+        if spec.filter is not None and filters:
+            notes.append(f"lm-eval filter {chosen!r} used (the file has {', '.join(filters)})")
+        for where, row in rows:
+            if chosen is not None and row.get("filter") not in (None, chosen):
+                continue
+            doc = row.get("doc") or {}
+            sid = doc.get(spec.id_field) if spec.id_field in doc else row.get("doc_id")
+            add(where, sid, _text_of(row.get("filtered_resps", row.get("resps"))))
     else:
-        for where, rec in iter_records(path, "jsonl" if fmt == "lm-eval" else None):
+        for where, rec in iter_records(path, None):
             if isinstance(rec, Problem):
                 problems.append(rec)
                 continue
-            if fmt == "lm-eval":
-                doc = rec.get("doc") or {}
-                sid = doc.get(spec.id_field) if spec.id_field in doc else rec.get("doc_id")
-                add(where, sid, _text_of(rec.get("filtered_resps", rec.get("resps"))))
-            else:
-                value = rec.get(spec.output_field)
-                # structured outputs (a list of spans, a JSON object) as their JSON text
-                if isinstance(value, list | dict):
-                    value = json.dumps(value, ensure_ascii=False)
-                text = value if isinstance(value, str) else None
-                add(where, rec.get(spec.id_field), text, rec)
+            value = rec.get(spec.output_field)
+            # structured outputs (a list of spans, a JSON object) as their JSON text
+            if isinstance(value, list | dict):
+                value = json.dumps(value, ensure_ascii=False)
+            text = value if isinstance(value, str) else None
+            add(where, rec.get(spec.id_field), text, rec)
     if problems:
         raise DataError(problems[:50], source=str(path), more=max(0, len(problems) - 50))
-    return out
+    return Predictions(out, notes)
 
 
 class FileBackend:
-    """Serves precomputed outputs (and the file's confidences and label probabilities); a
-    sample with no prediction fails with a clear error."""
+    """Serves precomputed outputs (and the file's confidences and label probabilities).
+
+    A requested sample the file lacks, or one the peer tool errored on, is named: with
+    ``missing: error`` the run stops listing them (nothing was requested from a model, so
+    there is nothing to retry); with ``missing: wrong`` it is scored as an empty (wrong)
+    output and counted in ``record``, whose ``warnings`` the run reports.
+    """
 
     def __init__(self, spec: FileModel, *, root: Path) -> None:
         self.spec = spec
         self.path = (root / spec.path).resolve()
-        self._outputs: dict[str, Prediction] | None = None
+        self._outputs: Predictions | None = None
+        self.record: dict[str, Any] = {}
 
     def identity(self) -> dict[str, Any]:
         from heldout.plan import sha256_file
@@ -215,28 +358,60 @@ class FileBackend:
     async def generate(self, requests: Sequence[Request], on_result: OnResult) -> None:
         if self._outputs is None:
             self._outputs = read_predictions(self.spec, self.path)
+            if self._outputs.notes:  # which epoch or filter was read: the reader must know
+                self.record.setdefault("warnings", []).extend(self._outputs.notes)
+        by_id = self._outputs.by_id
+        missing = [r.sample_id for r in requests if r.sample_id not in by_id]
+        errored = {
+            r.sample_id: by_id[r.sample_id].error
+            for r in requests
+            if r.sample_id in by_id and by_id[r.sample_id].error is not None
+        }
+        if (missing or errored) and self.spec.missing == "error":
+            raise DataError(
+                [Problem(str(self.path), _missing_message(missing, errored, len(requests)))]
+            )
+        if missing or errored:
+            counts = self.record.setdefault("scored_wrong", {"missing": 0, "errored": 0})
+            counts["missing"] += len(missing)
+            counts["errored"] += len(errored)
+            self.record.setdefault("warnings", []).append(
+                f"{_missing_message(missing, errored, len(requests), fix=False)}: scored as "
+                "wrong (missing: wrong)"
+            )
         for req in requests:
-            pred = self._outputs.get(req.sample_id)
-            if pred is None:
-                on_result(
-                    Generation(
-                        req.sample_id,
-                        None,
-                        f"no prediction for sample {req.sample_id!r} in {self.path}",
-                    )
-                )
-            else:
-                lp = None
-                if pred.probabilities is not None and req.choices:
-                    lp = {
-                        lab: math.log(p) if p > 0 else -math.inf
-                        for lab, p in pred.probabilities.items()
-                    }
-                on_result(
-                    Generation(
-                        req.sample_id, pred.text, choice_logprobs=lp, confidence=pred.confidence
-                    )
-                )
+            pred = by_id.get(req.sample_id)
+            if pred is None or pred.error is not None:
+                on_result(Generation(req.sample_id, ""))
+                continue
+            lp = None
+            if pred.probabilities is not None and req.choices:
+                lp = {
+                    lab: math.log(p) if p > 0 else -math.inf
+                    for lab, p in pred.probabilities.items()
+                }
+            on_result(
+                Generation(req.sample_id, pred.text, choice_logprobs=lp, confidence=pred.confidence)
+            )
 
     async def close(self) -> None:
         return None
+
+
+def _missing_message(
+    missing: list[str], errored: dict[str, str | None], total: int, *, fix: bool = True
+) -> str:
+    parts = []
+    if missing:
+        first = ", ".join(repr(m) for m in missing[:5])
+        parts.append(f"no prediction for {len(missing)} of {total} samples (first ids {first})")
+    if errored:
+        first = "; ".join(f"{k!r}: {v}" for k, v in list(errored.items())[:3])
+        parts.append(f"the peer tool errored on {len(errored)} of {total} samples ({first})")
+    text = " and ".join(parts)
+    if fix:
+        text += (
+            "; add them to the file (rerun them in the tool that wrote it), or set "
+            "missing: wrong on this model to score them as wrong and count them"
+        )
+    return text

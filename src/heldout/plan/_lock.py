@@ -122,12 +122,35 @@ def _diff(old: Any, new: Any, path: str, out: list[str]) -> None:
         out.append(f"{path}: {json.dumps(old)} → {json.dumps(new)}")
 
 
+def _as_current(locked: Any, loaded: LoadedPlan) -> Any:
+    """The locked plan as this version of heldout reads it: a field that a newer heldout
+    added with its default is the same plan, not a change. The locked content is validated
+    by the current plan model and dumped as the current plan is; if it no longer validates,
+    it is compared as it was written (every difference then shows)."""
+    from pydantic import ValidationError
+
+    from heldout.plan._model import Plan
+
+    if not isinstance(locked, dict) or not isinstance(locked.get("models"), dict):
+        return locked
+    data = {**locked, "models": {**locked["models"]}}
+    data["models"]["candidate"] = loaded.plan.models.candidate.model_dump(
+        mode="json", by_alias=True
+    )
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError:
+        return locked
+    return canonical_plan(LoadedPlan(plan=plan, path=loaded.path))
+
+
 def diff_lock(loaded: LoadedPlan, lock: dict[str, Any]) -> list[str]:
     """Human-readable list of what changed since the lock; empty when nothing did."""
     changes: list[str] = []
     if lock.get("plan_sha256") != plan_sha256(loaded):
-        _diff(lock.get("plan", {}), canonical_plan(loaded), "", changes)
-        if not changes:
+        locked = _as_current(lock.get("plan", {}), loaded)
+        _diff(locked, canonical_plan(loaded), "", changes)
+        if not changes and locked is lock.get("plan", {}):
             changes.append("plan content changed (hash differs)")
     old_files: dict[str, dict[str, str]] = lock.get("files", {})
     new_files = referenced_files(loaded.plan)

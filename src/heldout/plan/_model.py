@@ -209,6 +209,22 @@ class FileModel(_Strict):
         description="Optional column: per-label probabilities, an object {label: p} (a JSON "
         "string in CSV), for calibration guardrails.",
     )
+    epoch: int = Field(
+        default=1,
+        ge=1,
+        description="Inspect logs run with --epochs N: the epoch whose outputs are used.",
+    )
+    filter: str | None = Field(
+        default=None,
+        description="lm-eval samples files with several filters (one line per document and "
+        "filter, e.g. gsm8k's strict-match and flexible-extract): the filter to use.",
+    )
+    missing: Literal["error", "wrong"] = Field(
+        default="error",
+        description="A gold sample the file has no prediction for (or one the peer tool "
+        "errored on): 'error' stops the run naming them; 'wrong' scores them as wrong and "
+        "counts them in the results.",
+    )
 
 
 class MockModel(_Strict):

@@ -271,6 +271,8 @@ def model_records(
         if failed:
             first = next(g for g in outs if not g.ok)
             warnings.append(f"{role}: {failed} request(s) failed after retries, e.g. {first.error}")
+        said = getattr(backends[role], "record", {}) or {}
+        warnings += [f"{role}: {w}" for w in said.get("warnings", [])]
     return records, warnings, failures
 
 

@@ -136,10 +136,13 @@ class FakeOpenAIServer:
             {
                 "id": "x",
                 "object": "chat.completion" if chat else "text_completion",
+                "created": int(time.time()),
+                "model": str(body.get("model", "fake")),
                 "choices": [choice],
                 "usage": {
                     "prompt_tokens": len(prompt.split()),
                     "completion_tokens": len(text.split()),
+                    "total_tokens": len(prompt.split()) + len(text.split()),
                 },
             }
         )
