@@ -173,3 +173,17 @@ def test_partial_and_errored_files_in_a_run(tmp_path: Path) -> None:
     assert primary["base"]["estimate"] == pytest.approx(6 / 8)  # q6, q7 wrong
     # the candidate's answers ("The sum is #### 0", ...) do not match: exact match 0
     assert primary["other"]["estimate"] == 0.0
+    # the peers' own scores beside heldout's: lm-eval's exact_match agrees on every document
+    # it scored; Inspect's match() (target at the end of the answer) calls all 7 right
+    peers = result["peer_scores"]
+    assert peers["base"] == {
+        "peer_metric": "lm-eval exact_match", "heldout_metric": "exact_match", "n": 6,
+        "agree": 6, "differ": [], "n_differ": 0,
+    }  # fmt: skip
+    assert (peers["candidate"]["peer_metric"], peers["candidate"]["n"]) == ("inspect match", 7)
+    assert peers["candidate"]["n_differ"] == 7
+    assert peers["candidate"]["differ"][0] == {"id": "q0", "heldout": 0.0, "peer": 1.0}
+    assert (
+        "candidate: heldout's exact_match and inspect match disagree on 7 of 7 samples "
+        "(first 'q0' 0 vs 1" in warnings
+    )

@@ -121,3 +121,30 @@ def test_added_and_removed_references(project: Path) -> None:
     changes = _changes(project)
     assert any(c.startswith("guardrails[3]: added") for c in changes)
     assert "guardrails[3].data (extra.jsonl): not in the lock" in changes
+
+
+def test_a_lock_from_before_a_new_default_field_still_matches(project: Path) -> None:
+    """A newer heldout adds plan fields with defaults (models.<role>.missing, epoch, filter,
+    task.label_match ...): a lock written without them is the same plan, and a real change
+    is still caught."""
+    path = _lock(project)
+    body = json.loads(path.read_text())
+    old = body["plan"]
+    del old["task"]["label_match"]
+    del old["models"]["base"]["missing"]
+    del old["models"]["base"]["epoch"]
+    body["plan_sha256"] = "0" * 64  # its hash was of the older, shorter dump
+    path.write_text(json.dumps(body))
+    assert _changes(project) == []
+    loaded = load_plan(project / "heldout.yaml")
+    assert check_lock(loaded).matches
+    old["baseline"] = 0.5
+    path.write_text(json.dumps(body))
+    assert _changes(project) == ["baseline: 0.5 → 0.72"]
+    old["retired_field"] = 1  # a lock this version cannot read as a plan: shown as written
+    path.write_text(json.dumps(body))
+    changes = _changes(project)
+    assert "retired_field: removed (was 1)" in changes
+    assert 'task.label_match: added ("strict")' in changes
+    with pytest.raises(PlanChangedError):
+        check_lock(loaded)

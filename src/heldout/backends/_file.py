@@ -51,6 +51,10 @@ class Prediction:
     confidence: float | None = None
     probabilities: dict[str, float] | None = None
     error: str | None = None
+    #: The peer tool's own score of this output (lm-eval's metric value, Inspect's first
+    #: scorer as a number), kept to cross-check heldout's scorer.
+    peer_score: float | None = None
+    peer_metric: str | None = None
 
 
 @dataclass(slots=True)
@@ -203,6 +207,40 @@ def _iter_inspect_own(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             yield f"{path}:samples[{i}]", sample
 
 
+#: Inspect's letter grades as numbers (as ``inspect_ai.scorer.value_to_float`` maps them).
+_GRADES = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str):
+        return _GRADES.get(value.strip().upper())
+    return None
+
+
+def _inspect_score(sample: dict[str, Any]) -> tuple[str, float] | None:
+    """Inspect's first scorer's value on the sample, as a number."""
+    scores = sample.get("scores")
+    if not isinstance(scores, dict) or not scores:
+        return None
+    name, score = next(iter(scores.items()))
+    value = _number(score.get("value") if isinstance(score, dict) else None)
+    return None if value is None else (f"inspect {name}", value)
+
+
+def _lm_eval_score(row: dict[str, Any]) -> tuple[str, float] | None:
+    """lm-eval's first per-sample metric on the line (its ``metrics`` names them)."""
+    names = row.get("metrics")
+    for name in names if isinstance(names, list) else []:
+        value = _number(row.get(name))
+        if value is not None:
+            return f"lm-eval {name}", value
+    return None
+
+
 def _inspect_error(sample: dict[str, Any]) -> str | None:
     error = sample.get("error")
     if isinstance(error, dict):
@@ -232,6 +270,7 @@ def read_predictions(spec: FileModel, path: Path) -> Predictions:
         text: str | None,
         rec: dict[str, Any] | None = None,
         error: str | None = None,
+        peer: tuple[str, float] | None = None,
     ) -> None:
         if sid is None or isinstance(sid, bool) or not isinstance(sid, str | int):
             problems.append(
@@ -264,7 +303,10 @@ def read_predictions(spec: FileModel, path: Path) -> Predictions:
                 )
                 if problem:
                     problems.append(Problem(where, problem))
-            out[str(sid)] = Prediction(text, conf, probs)
+            out[str(sid)] = Prediction(
+                text, conf, probs, peer_score=peer[1] if peer else None,
+                peer_metric=peer[0] if peer else None,
+            )  # fmt: skip
 
     if fmt == "inspect":
         epochs: set[int] = set()
@@ -273,7 +315,10 @@ def read_predictions(spec: FileModel, path: Path) -> Predictions:
             epochs.add(epoch if isinstance(epoch, int) else 1)
             if epoch != spec.epoch:
                 continue
-            add(where, sample.get("id"), _inspect_output(sample), error=_inspect_error(sample))
+            add(
+                where, sample.get("id"), _inspect_output(sample), error=_inspect_error(sample),
+                peer=_inspect_score(sample),
+            )  # fmt: skip
         if epochs and spec.epoch not in epochs:
             found = ", ".join(str(e) for e in sorted(epochs))
             problems.append(
@@ -317,7 +362,10 @@ def read_predictions(spec: FileModel, path: Path) -> Predictions:
                 continue
             doc = row.get("doc") or {}
             sid = doc.get(spec.id_field) if spec.id_field in doc else row.get("doc_id")
-            add(where, sid, _text_of(row.get("filtered_resps", row.get("resps"))))
+            add(
+                where, sid, _text_of(row.get("filtered_resps", row.get("resps"))),
+                peer=_lm_eval_score(row),
+            )  # fmt: skip
     else:
         for where, rec in iter_records(path, None):
             if isinstance(rec, Problem):
@@ -390,9 +438,17 @@ class FileBackend:
                     lab: math.log(p) if p > 0 else -math.inf
                     for lab, p in pred.probabilities.items()
                 }
-            on_result(
-                Generation(req.sample_id, pred.text, choice_logprobs=lp, confidence=pred.confidence)
+            extra = (
+                {"peer_score": pred.peer_score, "peer_metric": pred.peer_metric}
+                if pred.peer_score is not None
+                else {}
             )
+            on_result(
+                Generation(
+                    req.sample_id, pred.text, choice_logprobs=lp, confidence=pred.confidence,
+                    extra=extra,
+                )
+            )  # fmt: skip
 
     async def close(self) -> None:
         return None

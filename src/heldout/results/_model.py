@@ -170,6 +170,11 @@ class RunResult(_Model):
         description="The plan's LLM judge: pairwise win rate of the candidate (positions "
         "swapped), bias checks, agreement with human labels; reported, not gated.",
     )
+    peer_scores: dict[str, Any] | None = Field(
+        default=None,
+        description="Per model: how often heldout's primary per-sample score agrees with the "
+        "peer tool's own score in its log (lm-eval's metric, Inspect's scorer).",
+    )
     smoke: SmokeRecord | None = Field(
         default=None, description="Set for a smoke run: its verdict is 'smoke', not a decision."
     )

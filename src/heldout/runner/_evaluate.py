@@ -41,6 +41,7 @@ from heldout.runner._pipeline import (
     load_datasets,
     make_backends,
     model_records,
+    peer_agreement,
     roles_of,
     score_all,
     stats_options,
@@ -318,6 +319,8 @@ async def _run(
         progress(ProgressEvent("score", "metrics"))
     t0 = time.perf_counter()
     scores = score_all(plan, datasets, gens, failed_as_wrong=failed_as_wrong)
+    peers, peer_warnings = peer_agreement(plan, datasets, gens, scores)
+    warnings += peer_warnings
     timings["score_s"] = time.perf_counter() - t0
     rows = sample_rows(roles, datasets, gens, scores)
 
@@ -335,7 +338,7 @@ async def _run(
         loaded, lock, run_id=folder.name, datasets=datasets, scores=scores,
         comparisons=comparisons, gates=gates, decision=decision, models=records, judge=judge,
         warnings=warnings, timings=timings, git_revision=_git_revision(loaded.root),
-        in_memory=in_memory,
+        in_memory=in_memory, peer_scores=peers,
     )  # fmt: skip
     await asyncio.sleep(0)
     if progress:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -70,6 +71,7 @@ __all__ = [
     "lock_warning",
     "make_backends",
     "model_records",
+    "peer_agreement",
     "roles_of",
     "score_all",
     "stats_options",
@@ -316,6 +318,44 @@ def score_all(
                 spec = ds.spec if name == ds.spec.name else get_metric(name)
                 scores.add(role, ds.name, name, spec(ds.targets, texts, options=ds.options))
     return scores
+
+
+def peer_agreement(
+    plan: Plan, datasets: Datasets, gens: Generations, scores: Scores
+) -> tuple[dict[str, Any], list[str]]:
+    """Where a peer tool scored its own outputs (lm-eval's metric, Inspect's scorer), how
+    often heldout's primary per-sample score agrees, by model; a warning names the first
+    disagreements, so a scorer can be cross-checked before its numbers are trusted."""
+    gold = datasets.gold
+    out: dict[str, Any] = {}
+    warnings: list[str] = []
+    for role in roles_of(plan):
+        outs = gens.get(role, "gold")
+        ours = scores.get(role, "gold", gold.spec.name).per_sample
+        pairs = [
+            (s.id, float(ours[i]), float(outs[s.id].extra["peer_score"]))
+            for i, s in enumerate(gold.samples)
+            if outs[s.id].extra.get("peer_score") is not None
+        ]
+        if not pairs:
+            continue
+        peer = str(next(iter(outs.values())).extra.get("peer_metric") or "peer score")
+        differ = [(sid, a, b) for sid, a, b in pairs if abs(a - b) > 1e-9]
+        out[role] = {
+            "peer_metric": peer,
+            "heldout_metric": gold.spec.name,
+            "n": len(pairs),
+            "agree": len(pairs) - len(differ),
+            "differ": [{"id": sid, "heldout": a, "peer": b} for sid, a, b in differ[:20]],
+            "n_differ": len(differ),
+        }
+        if differ:
+            first = ", ".join(f"{sid!r} {a:g} vs {b:g}" for sid, a, b in differ[:3])
+            warnings.append(
+                f"{role}: heldout's {gold.spec.name} and {peer} disagree on {len(differ)} of "
+                f"{len(pairs)} samples (first {first}); check which scorer fits the task"
+            )
+    return out, warnings
 
 
 # -- comparisons ----------------------------------------------------------------------------

@@ -119,6 +119,7 @@ def build_result(
     timings: dict[str, float],
     git_revision: str | None,
     in_memory: bool = False,
+    peer_scores: dict[str, Any] | None = None,
 ) -> RunResult:
     """Everything the run decided and why, as results.json stores it."""
     plan = loaded.plan
@@ -189,6 +190,7 @@ def build_result(
         },
         power=decision.power_info,
         judge=judge,
+        peer_scores=peer_scores or None,
         smoke=None
         if smoke is None
         else SmokeRecord(
