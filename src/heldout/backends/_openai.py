@@ -22,6 +22,7 @@ from typing import Any
 
 from heldout._json import load_json
 from heldout.backends._base import Generation, OnResult, Request
+from heldout.backends._rate import TokenBucket
 from heldout.errors import HeldoutError, MissingDependencyError
 from heldout.plan import OpenAIModel
 
@@ -125,14 +126,17 @@ class OpenAIBackend:
                 )
             self._api_key = key
         self._session: Any = None
+        self._rpm = TokenBucket(spec.requests_per_minute) if spec.requests_per_minute else None
+        self._tpm = TokenBucket(spec.tokens_per_minute) if spec.tokens_per_minute else None
         #: Why attempts were retried, and what was ignored or refused, for the model record.
         self.events: Counter[str] = Counter()
         self.notes: Counter[str] = Counter()
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Values that must never be stored or printed (the API key)."""
-        return (self._api_key,) if self._api_key else ()
+        """Values that must never be stored or printed (the API key, extra header values)."""
+        keys = (self._api_key,) if self._api_key else ()
+        return keys + tuple(v for v in self.spec.extra_headers.values() if len(v) >= 4)
 
     @property
     def record(self) -> dict[str, Any]:
@@ -156,6 +160,15 @@ class OpenAIBackend:
         }
         if s.revision is not None:  # absent, not null, so that older cache keys stay valid
             out["revision"] = s.revision
+        # what changes the answers is in the cache key, each only when set (older keys hold)
+        if s.system_prompt is not None:
+            out["system_prompt"] = s.system_prompt
+        if s.messages is not None:
+            out["messages"] = [m.model_dump() for m in s.messages]
+        if s.extra_body:
+            out["extra_body"] = s.extra_body
+        if s.logprobs:
+            out["logprobs"] = True
         return out
 
     def _url(self) -> str:
@@ -174,16 +187,58 @@ class OpenAIBackend:
             body["stop"] = p.stop
         if p.seed is not None:
             body["seed"] = p.seed
-        if self.spec.endpoint == "chat":
-            body["messages"] = [{"role": "user", "content": req.prompt}]
-            if req.choices:
+        spec = self.spec
+        if spec.endpoint == "chat":
+            body["messages"] = self._messages(req.prompt)
+            if req.choices or spec.logprobs:
                 body["logprobs"] = True
+            if req.choices:
                 body["top_logprobs"] = 20
         else:
             body["prompt"] = req.prompt
             if req.choices:
                 body["logprobs"] = 20
-        return body
+            elif spec.logprobs:
+                body["logprobs"] = 1
+        return {**body, **spec.extra_body}
+
+    async def _within_limits(self, body: dict[str, Any]) -> None:
+        """Wait for the plan's requests- and tokens-per-minute budgets (every attempt
+        counts, retries too)."""
+        if self._rpm is not None:
+            await self._rpm.take(1)
+        if self._tpm is not None:
+            text = body.get("prompt") or "".join(m["content"] for m in body.get("messages", []))
+            await self._tpm.take(len(str(text)) / 4 + self.spec.params.max_tokens)
+
+    def _messages(self, prompt: str) -> list[dict[str, str]]:
+        """The chat messages: the plan's template with '{prompt}' filled in (str.replace,
+        so braces in few-shot examples stay as written), or the prompt as one user turn."""
+        spec = self.spec
+        if spec.messages is not None:
+            return [
+                {"role": m.role, "content": m.content.replace("{prompt}", prompt)}
+                for m in spec.messages
+            ]
+        out = [{"role": "user", "content": prompt}]
+        if spec.system_prompt is not None:
+            out.insert(0, {"role": "system", "content": spec.system_prompt})
+        return out
+
+    def _token_logprobs(self, choice: dict[str, Any]) -> list[float] | None:
+        """Each generated token's log-probability, as the server returned them."""
+        logprobs = choice.get("logprobs")
+        if not isinstance(logprobs, dict):
+            return None
+        if self.spec.endpoint == "chat":
+            content = logprobs.get("content")
+            if not isinstance(content, list) or not content:
+                return None
+            return [float(t["logprob"]) for t in content]
+        values = logprobs.get("token_logprobs")
+        if not isinstance(values, list) or not values:
+            return None
+        return [float(v) for v in values if v is not None]
 
     def _decode(self, raw: bytes, content_type: str) -> dict[str, Any]:
         """The JSON object of a 200 answer; anything else is a retryable malformed response."""
@@ -242,6 +297,16 @@ class OpenAIBackend:
                 top = None  # malformed logprobs: the answer stands, without probabilities
                 self.notes["malformed logprobs (ignored)"] += 1
             lp = choice_logprobs_from_top(top, req.choices) if top is not None else None
+        extra: dict[str, Any] = {}
+        if self.spec.logprobs:
+            try:
+                tokens = self._token_logprobs(choice)
+            except (KeyError, TypeError, ValueError):
+                tokens = None
+            if tokens is None:  # asked, and the server did not say: counted, not guessed
+                self.notes["token logprobs asked, none returned"] += 1
+            else:
+                extra["token_logprobs"] = tokens
         return Generation(
             req.sample_id,
             text if isinstance(text, str) else None,
@@ -252,6 +317,7 @@ class OpenAIBackend:
             cost,
             lp,
             attempts,
+            extra=extra,
         )
 
     def _top_logprobs(self, choice: dict[str, Any]) -> dict[str, float] | None:
@@ -270,7 +336,7 @@ class OpenAIBackend:
         import aiohttp
 
         if self._session is None:
-            headers = {"Content-Type": "application/json"}
+            headers = {**self.spec.extra_headers, "Content-Type": "application/json"}
             if self._api_key:
                 headers["Authorization"] = f"Bearer {self._api_key}"
             # plain http needs no TLS context (building one costs ~40 ms per session)
@@ -296,6 +362,7 @@ class OpenAIBackend:
         began = time.monotonic()
         for attempt in range(spec.max_retries + 1):
             attempts = attempt + 1
+            await self._within_limits(body)
             start = time.perf_counter()
             try:
                 async with session.post(url, json=body) as resp:

@@ -103,6 +103,13 @@ class TaskSpec(_Strict):
     )
 
 
+class ChatMessage(_Strict):
+    """One message of a chat template."""
+
+    role: Literal["system", "user", "assistant"] = Field(description="Who says it.")
+    content: str = Field(description="The text; '{prompt}' stands for the task's prompt.")
+
+
 class GenerationParams(_Strict):
     """Sampling parameters sent to every backend."""
 
@@ -171,6 +178,62 @@ class OpenAIModel(_Strict):
     price_per_1k_output: float | None = Field(
         default=None, ge=0, description="Price per 1,000 completion tokens."
     )
+    system_prompt: str | None = Field(
+        default=None,
+        description="A system message before the prompt (chat endpoint). Part of the cache key.",
+    )
+    messages: list[ChatMessage] | None = Field(
+        default=None,
+        description="A chat template: messages sent in order (few-shot turns, a system "
+        "message); '{prompt}' in a message's content is replaced by the task's rendered "
+        "prompt, and one message must contain it. Part of the cache key.",
+    )
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Fields merged into every request body: vLLM's guided_json or "
+        "chat_template_kwargs, SGLang options. Part of the cache key.",
+    )
+    extra_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Headers sent with every request. Their values are redacted from errors "
+        "and never stored; they are not part of the cache key.",
+    )
+    requests_per_minute: float | None = Field(
+        default=None,
+        gt=0,
+        description="Rate limit on requests (a token bucket holding one second's worth).",
+    )
+    tokens_per_minute: float | None = Field(
+        default=None,
+        gt=0,
+        description="Rate limit on tokens, counting each request as its prompt's estimated "
+        "tokens (characters / 4) plus max_tokens.",
+    )
+    logprobs: bool = Field(
+        default=False,
+        description="Ask for the log-probability of every generated token (any task shape); "
+        "stored per sample, and counted where the server returned none.",
+    )
+
+    @model_validator(mode="after")
+    def _chat_only(self) -> OpenAIModel:
+        if self.endpoint == "completions" and (self.system_prompt or self.messages):
+            raise ValueError(
+                "system_prompt and messages need endpoint: chat; for /completions, put the "
+                "instructions into the task's prompt template"
+            )
+        if self.messages is not None:
+            if not any("{prompt}" in m.content for m in self.messages):
+                raise ValueError("messages: no message contains '{prompt}'; add it where the "
+                                 "task's prompt goes")  # fmt: skip
+            if self.system_prompt is not None:
+                raise ValueError("give system_prompt or a system message in messages, not both")
+        reserved = {"model", "messages", "prompt"} & set(self.extra_body)
+        if reserved:
+            raise ValueError(
+                f"extra_body must not set {', '.join(sorted(reserved))}: heldout sends those"
+            )
+        return self
 
 
 class HFModel(_Strict):

@@ -36,6 +36,7 @@ class ServerScript:
     error page) or "huge" (``huge_bytes`` of text), or "echo-auth" / "echo-auth-500" (a 401
     or 500 whose body echoes the request headers, as some proxies do), or "bad-logprobs" (a
     good answer whose logprobs are malformed).
+    ``logprobs`` False ignores a request for token log-probabilities, as some servers do.
     ``retry_after_header`` is sent verbatim with 429s ("86400", "soon", an HTTP date) instead
     of ``retry_after``.
     """
@@ -51,6 +52,8 @@ class ServerScript:
     retry_after_header: str | None = None
     timeout_s: float = 5.0
     huge_bytes: int = 2_000_000
+    #: Whether token log-probabilities are returned when asked (some servers ignore it).
+    logprobs: bool = True
 
 
 FAULTS = (
@@ -81,6 +84,9 @@ class FakeOpenAIServer:
         self.completed: Counter[str] = Counter()
         self.times: dict[str, list[float]] = {}
         self.faulted: Counter[str] = Counter()
+        #: Every request body and its headers, in arrival order.
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: Any = None
@@ -94,6 +100,8 @@ class FakeOpenAIServer:
         from aiohttp import web
 
         body = await request.json()
+        self.bodies.append(body)
+        self.headers.append(dict(request.headers))
         chat = request.path.endswith("/chat/completions")
         prompt = body["messages"][-1]["content"] if chat else body["prompt"]
         self.requests[prompt] += 1
@@ -120,6 +128,8 @@ class FakeOpenAIServer:
             await asyncio.sleep(delay)
         text = self.script.answer(prompt)
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+        tokens = text.split() or [text]
+        token_lps = [-0.1 * (i + 1) for i in range(len(tokens))]
         if chat:
             choice["message"] = {"role": "assistant", "content": text}
             if body.get("logprobs") and self.script.top_logprobs:
@@ -127,10 +137,19 @@ class FakeOpenAIServer:
                 choice["logprobs"] = {
                     "content": [{"token": text, "logprob": -0.1, "top_logprobs": tops}]
                 }
+            elif body.get("logprobs") and self.script.logprobs:
+                choice["logprobs"] = {
+                    "content": [
+                        {"token": t, "logprob": lp, "top_logprobs": []}
+                        for t, lp in zip(tokens, token_lps, strict=True)
+                    ]
+                }
         else:
             choice["text"] = text
             if body.get("logprobs") and self.script.top_logprobs:
                 choice["logprobs"] = {"top_logprobs": [dict(self.script.top_logprobs)]}
+            elif body.get("logprobs") and self.script.logprobs:
+                choice["logprobs"] = {"tokens": tokens, "token_logprobs": token_lps}
         self.completed[prompt] += 1
         return web.json_response(
             {
