@@ -187,3 +187,28 @@ def test_partial_and_errored_files_in_a_run(tmp_path: Path) -> None:
         "candidate: heldout's exact_match and inspect match disagree on 7 of 7 samples "
         "(first 'q0' 0 vs 1" in warnings
     )
+
+
+def test_skip_pair_compares_the_samples_both_answered(tmp_path: Path) -> None:
+    """lm-eval answered q0..q5 (skip-pair), Inspect errored on q3 (skip-pair): the pair is
+    compared on the 5 samples both have, every run alike (a file is read afresh each run)."""
+    _project(tmp_path, LM + ", missing: skip-pair}", INSPECT + ", missing: skip-pair}")
+    for _ in range(2):
+        r = _run(tmp_path)
+        assert r.returncode == 1, r.stderr
+    folders = list((tmp_path / ".heldout" / "runs").iterdir())
+    results = [json.loads((f / "results.json").read_text()) for f in folders]
+    for result in results:
+        (gold,) = result["datasets"]
+        assert gold["n"] == 5
+        base, cand = result["models"]
+        assert base["record"]["skipped"] == {"missing": 2, "errored": 0}
+        assert cand["record"]["skipped"] == {"missing": 0, "errored": 1}
+        warnings = " ".join(result["warnings"])
+        assert "samples left out of every comparison (missing: skip-pair): 3 of 8 in gold" in (
+            warnings
+        )
+        primary = next(c for c in result["comparisons"] if c["primary"])
+        assert (primary["n"], primary["base"]["estimate"]) == (5, 1.0)
+    rows = [json.loads(x) for x in (folders[0] / "samples.jsonl").read_text().splitlines()]
+    assert sorted({r["id"] for r in rows}) == ["q0", "q1", "q2", "q4", "q5"]

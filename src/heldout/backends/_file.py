@@ -18,7 +18,9 @@ Formats read (each checked against the projects' documented layouts):
   the plan picks the epoch (default 1), and the run record says how many the log held.
 
 A gold sample without a prediction, or one Inspect errored on, stops the run with its ids
-(``missing: error``, the default) or is scored as wrong and counted (``missing: wrong``).
+(``missing: error``, the default), is scored as wrong (``missing: wrong``) or is left out of
+every comparison (``missing: skip-pair``); either way it is counted. A file is read afresh
+by every run (the response cache is not used for it), so these counts are never lost.
 """
 
 from __future__ import annotations
@@ -388,7 +390,8 @@ class FileBackend:
     A requested sample the file lacks, or one the peer tool errored on, is named: with
     ``missing: error`` the run stops listing them (nothing was requested from a model, so
     there is nothing to retry); with ``missing: wrong`` it is scored as an empty (wrong)
-    output and counted in ``record``, whose ``warnings`` the run reports.
+    output, with ``skip-pair`` marked so the run leaves it out; both are counted in
+    ``record``, whose ``warnings`` the run reports.
     """
 
     def __init__(self, spec: FileModel, *, root: Path) -> None:
@@ -420,17 +423,24 @@ class FileBackend:
                 [Problem(str(self.path), _missing_message(missing, errored, len(requests)))]
             )
         if missing or errored:
-            counts = self.record.setdefault("scored_wrong", {"missing": 0, "errored": 0})
+            policy = self.spec.missing
+            what = "scored_wrong" if policy == "wrong" else "skipped"
+            counts = self.record.setdefault(what, {"missing": 0, "errored": 0})
             counts["missing"] += len(missing)
             counts["errored"] += len(errored)
+            consequence = (
+                "scored as wrong (missing: wrong)"
+                if policy == "wrong"
+                else "left out of every comparison, for all models (missing: skip-pair)"
+            )
             self.record.setdefault("warnings", []).append(
-                f"{_missing_message(missing, errored, len(requests), fix=False)}: scored as "
-                "wrong (missing: wrong)"
+                f"{_missing_message(missing, errored, len(requests), fix=False)}: {consequence}"
             )
         for req in requests:
             pred = by_id.get(req.sample_id)
             if pred is None or pred.error is not None:
-                on_result(Generation(req.sample_id, ""))
+                mark = {"skip_pair": True} if self.spec.missing == "skip-pair" else {}
+                on_result(Generation(req.sample_id, "", extra=mark))
                 continue
             lp = None
             if pred.probabilities is not None and req.choices:

@@ -52,10 +52,15 @@ def run_cmd(
         Path | None,
         typer.Option(help="Smoke run on these gold sample ids (a file, one per line)."),
     ] = None,
+    mlflow: Annotated[
+        bool,
+        typer.Option(help="Log the run to MLflow (the plan's tracking.mlflow, or defaults)."),
+    ] = False,
 ) -> None:
     """Generate, score, compare, gate and decide. Exit 0 only on success."""
     from heldout.plan import load_plan
     from heldout.runner import ProgressEvent, evaluate
+    from heldout.tracking import hooks_for
 
     err.print(f"heldout run: {plan}", highlight=False, markup=False)
     loaded = guard(lambda: load_plan(plan))
@@ -84,11 +89,16 @@ def run_cmd(
                 limit=limit,
                 sample_ids=sample_ids,
                 progress=on_progress,
+                hooks=hooks_for(loaded.plan, mlflow=mlflow),
             )
         )
     print_summary(run.result)
     out.print(f"results: {run.folder / 'results.json'}", highlight=False)
     out.print(f"report:  {run.reports['html']}", highlight=False)
+    for name, where in (run.result.tracking or {}).items():
+        out.print(
+            f"{name}: run {where.get('run_id')} at {where.get('tracking_uri')}", highlight=False
+        )
     out.print(exit_line(run.result), highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(run.exit_code)
 

@@ -28,6 +28,7 @@ from heldout.plan._model import (
     HFModel,
     JudgeSpec,
     MetricGuardrail,
+    MlflowSpec,
     MockModel,
     Models,
     ModelSpec,
@@ -38,6 +39,7 @@ from heldout.plan._model import (
     StatsSpec,
     SuiteGuardrail,
     TaskSpec,
+    TrackingSpec,
 )
 from heldout.plan._power import Resolvability, guardrail_resolvability, plan_power
 from heldout.plan._starter import write_starter
@@ -54,6 +56,7 @@ __all__ = [
     "LoadedPlan",
     "LockStatus",
     "MetricGuardrail",
+    "MlflowSpec",
     "MockModel",
     "ModelSpec",
     "Models",
@@ -65,6 +68,7 @@ __all__ = [
     "StatsSpec",
     "SuiteGuardrail",
     "TaskSpec",
+    "TrackingSpec",
     "canonical_plan",
     "check_lock",
     "default_lock_path",

@@ -33,13 +33,15 @@ __all__ = [
 
 LOCK_NAME = "heldout.lock"
 LOCK_VERSION = 1
-UNLOCKED = ("models.candidate",)
+UNLOCKED = ("models.candidate", "tracking")
 
 
 def canonical_plan(loaded: LoadedPlan) -> dict[str, Any]:
-    """The locked content of the plan as plain JSON data (candidate model excluded)."""
+    """The locked content of the plan as plain JSON data: not the candidate model (made
+    after the lock) nor where runs are logged (tracking)."""
     data = loaded.plan.model_dump(mode="json", by_alias=True)
     data["models"].pop("candidate", None)
+    data.pop("tracking", None)
     return data
 
 

@@ -14,12 +14,14 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 __all__ = [
     "SHAPES",
     "CalibrationGuardrail",
+    "ChatMessage",
     "FileModel",
     "GenerationParams",
     "Guardrail",
     "HFModel",
     "JudgeSpec",
     "MetricGuardrail",
+    "MlflowSpec",
     "MockModel",
     "ModelSpec",
     "Models",
@@ -30,6 +32,7 @@ __all__ = [
     "StatsSpec",
     "SuiteGuardrail",
     "TaskSpec",
+    "TrackingSpec",
 ]
 
 Shape = Literal["classification", "extraction", "qa", "summarization", "structured", "open"]
@@ -101,6 +104,24 @@ class TaskSpec(_Strict):
         description="structured: take the first JSON object from fenced or chatty output. "
         "Off by default: 'valid on first try' means the raw output parses.",
     )
+
+
+class MlflowSpec(_Strict):
+    """Log each run to MLflow (the ``heldout[mlflow]`` extra)."""
+
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; default: MLFLOW_TRACKING_URI, else MLflow's own.",
+    )
+    experiment: str | None = Field(
+        default=None, description="Experiment name; default: the plan's name."
+    )
+
+
+class TrackingSpec(_Strict):
+    """Where runs are logged besides the run folder."""
+
+    mlflow: MlflowSpec | None = Field(default=None, description="An MLflow tracking server.")
 
 
 class ChatMessage(_Strict):
@@ -282,11 +303,11 @@ class FileModel(_Strict):
         description="lm-eval samples files with several filters (one line per document and "
         "filter, e.g. gsm8k's strict-match and flexible-extract): the filter to use.",
     )
-    missing: Literal["error", "wrong"] = Field(
+    missing: Literal["error", "wrong", "skip-pair"] = Field(
         default="error",
-        description="A gold sample the file has no prediction for (or one the peer tool "
-        "errored on): 'error' stops the run naming them; 'wrong' scores them as wrong and "
-        "counts them in the results.",
+        description="A sample the file has no prediction for (or one the peer tool errored "
+        "on): 'error' stops the run naming them; 'wrong' scores them as wrong; 'skip-pair' "
+        "leaves the sample out of every comparison (all models). Both are counted.",
     )
 
 
@@ -506,6 +527,9 @@ class Plan(_Strict):
         default_factory=list, description="What must not get worse (suites, calibration, slices)."
     )
     judge: JudgeSpec | None = Field(default=None, description="Optional LLM judge.")
+    tracking: TrackingSpec | None = Field(
+        default=None, description="Experiment trackers every run is logged to (MLflow)."
+    )
     stats: StatsSpec = Field(default_factory=StatsSpec, description="Uncertainty settings.")
     slices: list[str] = Field(
         default_factory=list, description="Metadata fields to report per-slice results for."

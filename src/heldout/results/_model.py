@@ -175,6 +175,11 @@ class RunResult(_Model):
         description="Per model: how often heldout's primary per-sample score agrees with the "
         "peer tool's own score in its log (lm-eval's metric, Inspect's scorer).",
     )
+    tracking: dict[str, Any] | None = Field(
+        default=None,
+        description="Where the run was logged besides its folder, by tracker (MLflow: tracking "
+        "URI, experiment and run ids).",
+    )
     smoke: SmokeRecord | None = Field(
         default=None, description="Set for a smoke run: its verdict is 'smoke', not a decision."
     )

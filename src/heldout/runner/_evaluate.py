@@ -15,7 +15,7 @@ import secrets
 import sqlite3
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from heldout.runner._pipeline import (
     cache_only_warnings,
     compare_all,
     decide_run,
+    drop_unpaired,
     generate_all,
     load_datasets,
     make_backends,
@@ -47,6 +48,7 @@ from heldout.runner._pipeline import (
     stats_options,
 )
 from heldout.runner._result import build_result, human_labels, judge_info, sample_rows
+from heldout.tracking import RunHook, hooks_for
 
 __all__ = ["Run", "evaluate", "evaluate_async"]
 
@@ -103,6 +105,7 @@ def evaluate(
     failed_as_wrong: bool = False,
     reports: bool = True,
     progress: Progress | None = None,
+    hooks: Sequence[RunHook] | None = None,
 ) -> Run:
     """Run a plan end to end and return the :class:`Run`; see :func:`evaluate_async`.
 
@@ -112,7 +115,7 @@ def evaluate(
     coro = evaluate_async(
         plan, backends=backends, limit=limit, sample_ids=sample_ids, out=out, root=root,
         allow_changed_plan=allow_changed_plan, cache=cache, refresh=refresh,
-        failed_as_wrong=failed_as_wrong, reports=reports, progress=progress,
+        failed_as_wrong=failed_as_wrong, reports=reports, progress=progress, hooks=hooks,
     )  # fmt: skip
     if not _loop_running():
         return asyncio.run(coro)
@@ -135,6 +138,7 @@ async def evaluate_async(
     failed_as_wrong: bool = False,
     reports: bool = True,
     progress: Progress | None = None,
+    hooks: Sequence[RunHook] | None = None,
 ) -> Run:
     """Generate, score, compare, gate and decide; write the run folder; return the run.
 
@@ -144,6 +148,8 @@ async def evaluate_async(
     names. ``limit`` / ``sample_ids`` (a list, or a file of ids one per line): a smoke run on
     a few samples, whose verdict is always ``smoke`` (exit code 1), never a ship decision.
     ``out``: the run folder (default ``.heldout/runs/<run id>`` beside the plan).
+    ``hooks``: trackers to log the finished run to (default: the plan's ``tracking``); where
+    each logged it goes into results.json, and a tracker that fails costs a warning only.
 
     The plan is checked against its lock (``heldout.lock``); a change raises
     :class:`~heldout.PlanChangedError` unless ``allow_changed_plan``. One run per project at
@@ -177,7 +183,26 @@ async def evaluate_async(
         if progress:
             progress(ProgressEvent("write", "reports"))
         paths = write_reports(folder, rows)
-    return Run(result, folder, paths)
+    run = Run(result, folder, paths)
+    chosen = list(hooks) if hooks is not None else hooks_for(loaded.plan)
+    return _track(run, chosen) if chosen else run
+
+
+def _track(run: Run, hooks: list[RunHook]) -> Run:
+    """Log the run to each tracker; record where (or why not) in results.json."""
+    where: dict[str, Any] = {}
+    notes: list[str] = []
+    for hook in hooks:
+        try:
+            where[hook.name] = hook.log(run)
+        except Exception as exc:  # a tracker is never worth the run: it is already written
+            notes.append(f"tracking {hook.name}: this run was not logged ({type(exc).__name__}: "
+                         f"{str(exc)[:300]})")  # fmt: skip
+    result = run.result.model_copy(
+        update={"tracking": where or None, "warnings": [*run.result.warnings, *notes]}
+    )
+    _write_result(run.folder, result)
+    return Run(result, run.folder, run.reports)
 
 
 def _loop_running() -> bool:
@@ -307,6 +332,9 @@ async def _run(
         )
     if failures:
         warnings.append(f"{failures} failed request(s) were scored as wrong (--failed-as-wrong)")
+    datasets, skipped = drop_unpaired(plan, datasets, gens)
+    if skipped:
+        warnings.append(skipped)
     judge = None
     if plan.judge is not None:
         judge_records, judge_failed, _ = model_records(["judge"], gens, models)

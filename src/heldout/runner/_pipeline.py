@@ -21,6 +21,7 @@ from heldout.errors import HeldoutError
 from heldout.metrics import get_metric
 from heldout.plan import (
     CalibrationGuardrail,
+    FileModel,
     LoadedPlan,
     LockStatus,
     MetricGuardrail,
@@ -32,6 +33,7 @@ from heldout.results import (
     ModelRecord,
 )
 from heldout.runner._datasets import (
+    Dataset,
     gold_dataset,
     outputs,
     requests_for,
@@ -66,6 +68,7 @@ __all__ = [
     "ProgressEvent",
     "compare_all",
     "decide_run",
+    "drop_unpaired",
     "generate_all",
     "load_datasets",
     "lock_warning",
@@ -207,13 +210,15 @@ async def generate_all(
 
     for role in roles_of(plan):
         t_role = time.perf_counter()
+        # a predictions file is its own record: read afresh each run, never from the cache
+        own_cache = None if isinstance(getattr(plan.models, role), FileModel) else cache
         for ds in datasets:
             outs = await generate_async(
                 backends[role],
                 requests_for(ds, ds.name in calibrated),
                 role=role,
                 dataset=ds.name,
-                cache=cache,
+                cache=own_cache,
                 sink=sink,
                 refresh=refresh,
                 progress=reporter(f"{role} · {ds.name}"),
@@ -243,6 +248,37 @@ async def generate_all(
         timings["generate_judge_s"] = time.perf_counter() - t_role
     timings["generate_s"] = time.perf_counter() - t0
     return gens
+
+
+def drop_unpaired(plan: Plan, datasets: Datasets, gens: Generations) -> tuple[Datasets, str | None]:
+    """Leave out of every dataset the samples a model's file marked ``skip-pair`` (no
+    prediction, or the peer tool errored): the comparison stays paired on the rest."""
+    roles = roles_of(plan)
+
+    def kept(ds: Dataset) -> list[Any]:
+        return [
+            s for s in ds.samples
+            if not any(gens.get(r, ds.name)[s.id].extra.get("skip_pair") for r in roles)
+        ]  # fmt: skip
+
+    cut = {ds.name: kept(ds) for ds in datasets}
+    dropped = {name: len(datasets.get(name).samples) - len(k) for name, k in cut.items()}
+    if not any(dropped.values()):
+        return datasets, None
+    if not cut["gold"]:
+        raise HeldoutError(
+            "missing: skip-pair left no gold sample that every model answered; check the "
+            "predictions files' ids against the gold set"
+        )
+    said = ", ".join(
+        f"{n} of {len(datasets.get(name).samples)} in {name}" for name, n in dropped.items() if n
+    )
+    out = Datasets(
+        subset(datasets.gold, cut["gold"]),
+        tuple(subset(ds, cut[ds.name]) for ds in datasets.suites),
+        datasets.smoke,
+    )
+    return out, f"samples left out of every comparison (missing: skip-pair): {said}"
 
 
 def model_records(
