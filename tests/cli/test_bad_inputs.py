@@ -188,6 +188,41 @@ for old, new, says in [
         "backend: hf, model: m, dtype: float8",
         "models.base.dtype",
     ),
+    (
+        "backend: mock, name: b, default: ok",
+        "backend: openai, model: m, endpoint: completions, system_prompt: x",
+        "need endpoint: chat",
+    ),
+    (
+        "backend: mock, name: b, default: ok",
+        "backend: openai, model: m, messages: [{role: user, content: hi}]",
+        "no message contains '{prompt}'",
+    ),
+    (
+        "backend: mock, name: b, default: ok",
+        "backend: openai, model: m, extra_body: {model: x}",
+        "extra_body must not set model",
+    ),
+    (
+        "backend: mock, name: b, default: ok",
+        "backend: openai, model: m, requests_per_minute: 0",
+        "models.base.requests_per_minute",
+    ),
+    (
+        "backend: mock, name: b, default: ok",
+        "backend: openai, model: m, messages: [{role: bot, content: '{prompt}'}]",
+        "models.base.messages",
+    ),
+    (
+        "backend: mock, name: b, default: ok",
+        "backend: file, path: p.jsonl, missing: maybe",
+        "models.base.missing",
+    ),
+    (
+        "backend: mock, name: b, default: ok",
+        "backend: file, path: p.jsonl, epoch: 0",
+        "models.base.epoch",
+    ),
     ("name: c, default: ok", "name: b, default: ok", "identical to models.base"),
 ]:
     add(Case(f"plan models {new[:40]}", _plan(old, new), says=(says,)))

@@ -240,8 +240,8 @@ class OpenAIModel(_Strict):
     def _chat_only(self) -> OpenAIModel:
         if self.endpoint == "completions" and (self.system_prompt or self.messages):
             raise ValueError(
-                "system_prompt and messages need endpoint: chat; for /completions, put the "
-                "instructions into the task's prompt template"
+                "system_prompt and messages need endpoint: chat; use endpoint: chat, or for "
+                "/completions write the instructions into the task's prompt template"
             )
         if self.messages is not None:
             if not any("{prompt}" in m.content for m in self.messages):
