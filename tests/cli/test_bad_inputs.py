@@ -210,7 +210,7 @@ for old, new, says in [
     ),
     (
         "backend: mock, name: b, default: ok",
-        "backend: openai, model: m, messages: [{role: bot, content: '{prompt}'}]",
+        "backend: openai, model: m, endpoint: chat, messages: [{role: bot, content: '{prompt}'}]",
         "models.base.messages",
     ),
     (
