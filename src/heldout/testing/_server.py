@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import threading
 import time
@@ -95,6 +96,20 @@ class FakeOpenAIServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Requests and completions per prompt, copied on the server's own thread (reading
+        the counters from another thread while requests arrive would race)."""
+
+        def take() -> dict[str, dict[str, int]]:
+            return {"requests": dict(self.requests), "completed": dict(self.completed)}
+
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return take()
+        done: concurrent.futures.Future[dict[str, dict[str, int]]] = concurrent.futures.Future()
+        loop.call_soon_threadsafe(lambda: done.set_result(take()))
+        return done.result(timeout=10)
 
     async def _handle(self, request: Any) -> Any:
         from aiohttp import web
@@ -290,7 +305,7 @@ def main() -> None:
     def dump(*_: object) -> None:
         if args.log:
             with open(args.log, "w", encoding="utf-8") as fh:
-                json.dump({"requests": server.requests, "completed": server.completed}, fh)
+                json.dump(server.snapshot(), fh)
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, dump)
@@ -301,7 +316,7 @@ def main() -> None:
             time.sleep(0.5)
             if args.log:
                 with open(args.log + ".tmp", "w", encoding="utf-8") as fh:
-                    json.dump({"requests": server.requests, "completed": server.completed}, fh)
+                    json.dump(server.snapshot(), fh)
     except KeyboardInterrupt:
         dump()
 
