@@ -12,30 +12,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from heldout.backends import Generation, Request
+from heldout.backends import Request
 from heldout.backends._openai import OpenAIBackend
 from heldout.backends._rate import TokenBucket
 from heldout.plan import OpenAIModel
 from heldout.testing import FakeOpenAIServer, ServerScript
-
-
-def _run(backend: OpenAIBackend, requests: list[Request]) -> dict[str, Generation]:
-    out: dict[str, Generation] = {}
-
-    async def go() -> None:
-        try:
-            await backend.generate(requests, lambda g: out.__setitem__(g.sample_id, g))
-        finally:
-            await backend.close()
-
-    asyncio.run(go())
-    return out
-
-
-def _spec(server: FakeOpenAIServer, **kw: object) -> OpenAIModel:
-    return OpenAIModel.model_validate(
-        {"backend": "openai", "base_url": server.base_url, "model": "m", **kw}
-    )
+from tests.backends.test_openai import _run, _spec
 
 
 def test_system_prompt_and_chat_template_reach_the_server() -> None:
