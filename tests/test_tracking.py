@@ -87,7 +87,7 @@ class _Broken:
     name = "broken"
 
     def log(self, run: heldout.Run) -> dict[str, Any]:
-        raise ConnectionError("tracker down")
+        raise ConnectionError("tracker down at https://bob:hunter2pass@127.0.0.1:5000")
 
 
 class _Recorder:
@@ -108,8 +108,10 @@ def test_a_failing_tracker_costs_a_warning_not_the_run(project: Path) -> None:
     assert rec.seen == ["inconclusive"]
     assert run.result.tracking == {"recorder": {"id": "r-1"}}
     assert any(
-        "tracking broken: this run was not logged (ConnectionError: tracker down)" in w
+        "tracking broken: this run was not logged (ConnectionError: tracker down at "
+        "https://[REDACTED]@127.0.0.1:5000)" in w
         for w in run.result.warnings
     )
+    assert "hunter2pass" not in (run.folder / "results.json").read_text()
     stored = json.loads((run.folder / "results.json").read_text())
     assert stored["tracking"] == {"recorder": {"id": "r-1"}}

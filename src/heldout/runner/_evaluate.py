@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from heldout._redact import redact
 from heldout.backends import Backend, ResponseCache
 from heldout.errors import FailedGenerationsError, HeldoutError, PlanError, Problem
 from heldout.plan import LoadedPlan, LockStatus, Plan, check_lock, load_plan, plan_from_object
@@ -196,8 +197,9 @@ def _track(run: Run, hooks: list[RunHook]) -> Run:
         try:
             where[hook.name] = hook.log(run)
         except Exception as exc:  # a tracker is never worth the run: it is already written
+            said = redact(str(exc))[:300]  # a tracking URI may carry credentials
             notes.append(f"tracking {hook.name}: this run was not logged ({type(exc).__name__}: "
-                         f"{str(exc)[:300]})")  # fmt: skip
+                         f"{said})")  # fmt: skip
     result = run.result.model_copy(
         update={"tracking": where or None, "warnings": [*run.result.warnings, *notes]}
     )
