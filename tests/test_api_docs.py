@@ -8,7 +8,6 @@ import ast
 import asyncio
 import contextlib
 import io
-import os
 import re
 import types
 from pathlib import Path
@@ -48,4 +47,3 @@ def test_api_page_runs_like_a_notebook(tmp_path: Path, monkeypatch: pytest.Monke
     assert "smoke run: not a verdict (3 of 12 gold samples, --limit 3)" in out
     assert "primary_metric" in out  # the PlanError names the field
     assert "(a Plan object built in Python)" in out
-    assert os.environ.get("TMPDIR") == str(tmp_path)

@@ -1,4 +1,4 @@
-"""generate(): group commit puts every finished result on disk before the loop waits again."""
+"""generate_async(): group commit puts every finished result on disk before the loop waits again."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from heldout.backends import Generation, OnResult, Request, ResponseCache
-from heldout.runner import GenerationSink, generate
+from heldout.runner import GenerationSink, generate_async
 from heldout.runner._generate import FLUSH_AFTER_S
 
 
@@ -54,13 +54,15 @@ def _run(tmp_path: Path, backend: _Probe, n: int = 4) -> dict[str, Generation]:
     cache = ResponseCache(tmp_path / "cache.sqlite")
     sink = GenerationSink(tmp_path / "g.jsonl")
     try:
-        return generate(
-            backend,
-            [Request(f"s{i}", f"prompt {i}") for i in range(n)],
-            role="base",
-            dataset="gold",
-            cache=cache,
-            sink=sink,
+        return asyncio.run(
+            generate_async(
+                backend,
+                [Request(f"s{i}", f"prompt {i}") for i in range(n)],
+                role="base",
+                dataset="gold",
+                cache=cache,
+                sink=sink,
+            )
         )
     finally:
         sink.close()

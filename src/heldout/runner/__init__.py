@@ -4,7 +4,7 @@ runs them all and is what ``heldout run`` calls."""
 
 from heldout.runner._evaluate import Run, evaluate, evaluate_async
 from heldout.runner._gates import gate_all
-from heldout.runner._generate import GenerationSink, generate, generate_async
+from heldout.runner._generate import GenerationSink, generate_async
 from heldout.runner._pipeline import (
     ProgressEvent,
     compare_all,
@@ -45,7 +45,6 @@ __all__ = [
     "evaluate",
     "evaluate_async",
     "gate_all",
-    "generate",
     "generate_all",
     "generate_async",
     "load_datasets",

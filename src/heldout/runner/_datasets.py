@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +85,7 @@ def subset(ds: Dataset, samples: list[Sample]) -> Dataset:
     """The same dataset on fewer samples (a smoke run); labels and options are kept, so the
     prompts and the parsing are those of the full run."""
     inputs = [s.input for s in samples] if ds.options.inputs is not None else None
-    options = dataclasses.replace(ds.options, inputs=inputs)
+    options = replace(ds.options, inputs=inputs)
     return Dataset(ds.name, ds.path, samples, ds.template, ds.spec, options)
 
 

@@ -20,7 +20,7 @@ from typing import IO
 from heldout._redact import redact
 from heldout.backends import Backend, Generation, Request, ResponseCache, cache_key
 
-__all__ = ["FLUSH_AFTER_S", "GenerationSink", "generate", "generate_async"]
+__all__ = ["FLUSH_AFTER_S", "GenerationSink", "generate_async"]
 
 Progress = Callable[[int, int], None]
 
@@ -54,26 +54,6 @@ class GenerationSink:
 
     def close(self) -> None:
         self._fh.close()
-
-
-def generate(
-    backend: Backend,
-    requests: Sequence[Request],
-    *,
-    role: str,
-    dataset: str,
-    cache: ResponseCache | None,
-    sink: GenerationSink,
-    refresh: bool = False,
-    progress: Progress | None = None,
-) -> dict[str, Generation]:
-    """:func:`generate_async` for code without an event loop of its own."""
-    return asyncio.run(
-        generate_async(
-            backend, requests, role=role, dataset=dataset, cache=cache, sink=sink,
-            refresh=refresh, progress=progress,
-        )
-    )  # fmt: skip
 
 
 async def generate_async(

@@ -66,9 +66,6 @@ class Datasets:
         yield self.gold
         yield from self.suites
 
-    def __len__(self) -> int:
-        return 1 + len(self.suites)
-
     def get(self, name: str) -> Dataset:
         for ds in self:
             if ds.name == name:
