@@ -12,7 +12,7 @@ from rouge_score import rouge_scorer
 
 from heldout.errors import MetricInputError
 from heldout.metrics import MetricOptions, get_metric
-from heldout.metrics.summarization import lcs_length, rouge, unsupported_claims
+from heldout.metrics.summarization import _lcs_indices, lcs_length, rouge, unsupported_claims
 
 TYPES = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
 VOCAB = (
@@ -68,6 +68,19 @@ def test_lcs_length_against_dynamic_programming() -> None:
                     else max(table[i - 1][j], table[i][j - 1])
                 )
         assert lcs_length(a, b) == table[-1][-1]
+
+
+def test_lsum_lcs_walk_is_rouge_scores_on_small_alphabets() -> None:
+    """The union-LCS of ROUGE-Lsum depends on which LCS the backtrack picks: the bit-parallel
+    rows must reproduce rouge-score's table walk, tie for tie (small alphabets, long rows,
+    many ties; sequences longer than 64 tokens cross machine-word boundaries)."""
+    from rouge_score.rouge_scorer import _backtrack_norec, _lcs_table
+
+    rng = random.Random(11)
+    for _ in range(2000):
+        a = [rng.choice("abcd"[: rng.randint(1, 4)]) for _ in range(rng.randint(1, 80))]
+        b = [rng.choice("abcd") for _ in range(rng.randint(1, 80))]
+        assert _lcs_indices(a, b) == _backtrack_norec(_lcs_table(a, b), a, b), (a, b)
 
 
 def test_registered_rouge_metric() -> None:

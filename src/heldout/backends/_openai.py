@@ -5,6 +5,8 @@ local server it keeps its connection pool busy where httpx's collapses. Requests
 fixed pool of ``concurrency`` workers; transient failures (429, 5xx, timeouts, connection
 errors) are retried with exponential backoff and full jitter, never sooner than a
 ``Retry-After`` header asks. Other 4xx answers fail at once with the server's message.
+``base_url`` may list replicas of one model: attempts are spread and failed over by
+``backends/_fleet.py``, and a retry after a dead replica goes to a live one without waiting.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import random
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from heldout._json import load_json
 from heldout.backends._base import Generation, OnResult, Request
+from heldout.backends._fleet import Fleet, Replica
 from heldout.backends._rate import TokenBucket
 from heldout.errors import HeldoutError, MissingDependencyError
 from heldout.plan import OpenAIModel
@@ -97,6 +101,17 @@ class _Retryable(Exception):
         self.kind = kind or message.split(":")[0]
 
 
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """An attempt that may be retried: why, and what that says about the replica."""
+
+    message: str
+    kind: str
+    retry_after: float | None = None
+    refused: bool = False  # the replica refused the connection: take it out
+    connection: bool = False  # refused or dropped: another replica may answer at once
+
+
 class OpenAIBackend:
     """Async client for the chat or completions endpoint of an OpenAI-compatible server."""
 
@@ -126,6 +141,7 @@ class OpenAIBackend:
                 )
             self._api_key = key
         self._session: Any = None
+        self._fleet = Fleet(spec.urls)
         self._rpm = TokenBucket(spec.requests_per_minute) if spec.requests_per_minute else None
         self._tpm = TokenBucket(spec.tokens_per_minute) if spec.tokens_per_minute else None
         #: Why attempts were retried, and what was ignored or refused, for the model record.
@@ -147,13 +163,15 @@ class OpenAIBackend:
             out["retries_by_reason"] = dict(sorted(self.events.items()))
         if self.notes:
             out["notes"] = dict(sorted(self.notes.items()))
+        if len(self._fleet) > 1:
+            out["replicas"] = self._fleet.record()
         return out
 
     def identity(self) -> dict[str, Any]:
         s = self.spec
         out: dict[str, Any] = {
             "backend": "openai",
-            "base_url": s.base_url.rstrip("/"),
+            "base_url": s.urls[0],  # a fleet's first replica: adding replicas keeps the cache
             "model": s.model,
             "endpoint": s.endpoint,
             "params": s.params.model_dump(mode="json"),
@@ -171,9 +189,9 @@ class OpenAIBackend:
             out["logprobs"] = True
         return out
 
-    def _url(self) -> str:
+    def _url(self, replica: Replica) -> str:
         path = "chat/completions" if self.spec.endpoint == "chat" else "completions"
-        return f"{self.spec.base_url.rstrip('/')}/{path}"
+        return f"{replica.url}/{path}"
 
     def _body(self, req: Request) -> dict[str, Any]:
         p = self.spec.params
@@ -340,7 +358,7 @@ class OpenAIBackend:
             if self._api_key:
                 headers["Authorization"] = f"Bearer {self._api_key}"
             # plain http needs no TLS context (building one costs ~40 ms per session)
-            tls = self.spec.base_url.startswith("https")
+            tls = any(u.startswith("https") for u in self.spec.urls)
             self._session = aiohttp.ClientSession(
                 headers=headers,
                 connector=aiohttp.TCPConnector(
@@ -351,60 +369,32 @@ class OpenAIBackend:
         return self._session
 
     async def _one(self, req: Request) -> Generation:
-        import aiohttp
-
         session = await self._session_get()
         body = self._body(req)
-        url = self._url()
         spec = self.spec
-        last = ""
+        fleet = self._fleet
+        url = last = ""
         attempts = 0
         began = time.monotonic()
         for attempt in range(spec.max_retries + 1):
             attempts = attempt + 1
             await self._within_limits(body)
-            start = time.perf_counter()
-            try:
-                async with session.post(url, json=body) as resp:
-                    raw = await _read_capped(resp, spec.max_response_bytes)
-                    if raw is None:
-                        self.notes["response over max_response_bytes (sample failed)"] += 1
-                        return Generation(
-                            req.sample_id,
-                            None,
-                            f"sample {req.sample_id!r}: response from {url} is over "
-                            f"{spec.max_response_bytes:,} bytes (max_response_bytes); not stored",
-                            time.perf_counter() - start,
-                            attempts=attempts,
-                        )
-                    if resp.status == 200:
-                        data = self._decode(raw, resp.headers.get("Content-Type", ""))
-                        return self._parse(req, data, time.perf_counter() - start, attempts)
-                    text = raw[:300].decode("utf-8", "replace")
-                    if resp.status not in RETRY_STATUS:
-                        return Generation(
-                            req.sample_id,
-                            None,
-                            f"sample {req.sample_id!r}: HTTP {resp.status} from {url}: {text}",
-                            time.perf_counter() - start,
-                            attempts=attempts,
-                        )
-                    header = resp.headers.get("Retry-After")
-                    wait = parse_retry_after(header)
-                    if header is not None and wait is None:
-                        self.notes["unreadable Retry-After (ignored)"] += 1
-                        log.info(
-                            "ignoring Retry-After %r from %s: not seconds or a date", header, url
-                        )
-                    raise _Retryable(f"HTTP {resp.status}: {text}", wait, f"HTTP {resp.status}")
-            except _Retryable as exc:
-                last, wait_at_least = str(exc), exc.retry_after
-                self.events[exc.kind] += 1
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                last, wait_at_least = f"{type(exc).__name__}: {exc}", None
-                self.events[type(exc).__name__] += 1
+            replica = fleet.acquire()
+            url = self._url(replica)
+            outcome = await self._attempt(session, req, body, url, attempts)
+            if not isinstance(outcome, _Failure):
+                fleet.release(replica, ok=True)
+                if len(fleet) > 1:
+                    outcome.extra["replica"] = replica.url
+                return outcome
+            fleet.release(replica, ok=False, refused=outcome.refused)
+            last, wait_at_least = outcome.message, outcome.retry_after
+            self.events[outcome.kind] += 1
             if attempt == spec.max_retries:
                 break
+            if outcome.connection and fleet.another_is_healthy(replica):
+                self.events["failover to another replica"] += 1
+                continue  # the replica is gone, not busy: a live one can answer at once
             backoff = self._jitter.uniform(
                 0, min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)
             )
@@ -421,6 +411,57 @@ class OpenAIBackend:
             f"sample {req.sample_id!r}: giving up after {attempts} attempt(s) to {url}: {last}",
             attempts=attempts,
         )
+
+    async def _attempt(
+        self, session: Any, req: Request, body: dict[str, Any], url: str, attempts: int
+    ) -> Generation | _Failure:
+        """One POST: the sample's final Generation, or a failure worth retrying."""
+        import aiohttp
+
+        spec = self.spec
+        start = time.perf_counter()
+        try:
+            async with session.post(url, json=body) as resp:
+                raw = await _read_capped(resp, spec.max_response_bytes)
+                if raw is None:
+                    self.notes["response over max_response_bytes (sample failed)"] += 1
+                    return Generation(
+                        req.sample_id,
+                        None,
+                        f"sample {req.sample_id!r}: response from {url} is over "
+                        f"{spec.max_response_bytes:,} bytes (max_response_bytes); not stored",
+                        time.perf_counter() - start,
+                        attempts=attempts,
+                    )
+                if resp.status == 200:
+                    data = self._decode(raw, resp.headers.get("Content-Type", ""))
+                    return self._parse(req, data, time.perf_counter() - start, attempts)
+                text = raw[:300].decode("utf-8", "replace")
+                if resp.status not in RETRY_STATUS:
+                    return Generation(
+                        req.sample_id,
+                        None,
+                        f"sample {req.sample_id!r}: HTTP {resp.status} from {url}: {text}",
+                        time.perf_counter() - start,
+                        attempts=attempts,
+                    )
+                header = resp.headers.get("Retry-After")
+                wait = parse_retry_after(header)
+                if header is not None and wait is None:
+                    self.notes["unreadable Retry-After (ignored)"] += 1
+                    log.info("ignoring Retry-After %r from %s: not seconds or a date", header, url)
+                return _Failure(f"HTTP {resp.status}: {text}", f"HTTP {resp.status}", wait)
+        except _Retryable as exc:
+            return _Failure(str(exc), exc.kind, exc.retry_after)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            refused = isinstance(exc, aiohttp.ClientConnectorError)
+            dropped = isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError)
+            return _Failure(
+                f"{type(exc).__name__}: {exc}",
+                type(exc).__name__,
+                refused=refused,
+                connection=refused or dropped,
+            )
 
     async def generate(self, requests: Sequence[Request], on_result: OnResult) -> None:
         queue: asyncio.Queue[Request] = asyncio.Queue()

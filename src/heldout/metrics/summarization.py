@@ -78,9 +78,7 @@ def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
     """Length of the longest common subsequence (bit-parallel, Hyyrö 2004)."""
     if len(a) < len(b):
         a, b = b, a
-    masks: dict[str, int] = {}
-    for i, tok in enumerate(a):
-        masks[tok] = masks.get(tok, 0) | (1 << i)
+    masks = _token_masks(a)
     full = (1 << len(a)) - 1
     v = full
     for tok in b:
@@ -99,30 +97,50 @@ def _lcs_score(target: list[str], pred: list[str]) -> RougeScore:
     return precision, recall, _fmeasure(precision, recall)
 
 
-def _lcs_indices(ref: list[str], can: list[str]) -> list[int]:
-    """The LCS rouge-score's ``lcs_ind`` returns (same table, same tie-breaking)."""
-    rows, cols = len(ref), len(can)
-    table = [[0] * (cols + 1)]
-    for i in range(rows):
-        r = ref[i]
-        prev = table[-1]
-        row = [0] * (cols + 1)
-        left = 0
-        for j in range(cols):
-            left = prev[j] + 1 if r == can[j] else max(prev[j + 1], left)
-            row[j + 1] = left
-        table.append(row)
+def _token_masks(tokens: Sequence[str]) -> dict[str, int]:
+    """Bit ``j`` of ``masks[tok]`` is set where ``tokens[j] == tok``."""
+    masks: dict[str, int] = {}
+    for j, tok in enumerate(tokens):
+        masks[tok] = masks.get(tok, 0) | (1 << j)
+    return masks
+
+
+def _lcs_indices(ref: list[str], can: list[str], masks: dict[str, int] | None = None) -> list[int]:
+    """The LCS rouge-score's ``lcs_ind`` returns (same table, same tie-breaking).
+
+    The table is never built: row ``i`` of the LCS table is one bit-parallel vector
+    (Hyyrö 2004) over the candidate's positions, and ``table[i][j]`` is ``j`` minus the
+    set bits of row ``i`` below ``j``, so the backtrack reads the cells it needs.
+    """
+    cols = len(can)
+    if masks is None:
+        masks = _token_masks(can)
+    full = (1 << cols) - 1
+    v = full
+    rows_v = [v]
+    for tok in ref:
+        m = masks.get(tok)
+        if m:
+            u = v & m
+            v = ((v + u) | (v - u)) & full
+        rows_v.append(v)
     out: list[int] = []
-    i, j = rows, cols
-    while i > 0 and j > 0:
+    remaining = cols - v.bit_count()  # the LCS length: the walk stops once all are found
+    i, j = len(ref), cols
+    while remaining:
         if ref[i - 1] == can[j - 1]:
             out.append(i - 1)
+            remaining -= 1
             i -= 1
-            j -= 1
-        elif table[i][j - 1] > table[i - 1][j]:
             j -= 1
         else:
-            i -= 1
+            below = (1 << (j - 1)) - 1
+            left = (j - 1) - (rows_v[i] & below).bit_count()
+            up = j - (rows_v[i - 1] & (below | (1 << (j - 1)))).bit_count()
+            if left > up:
+                j -= 1
+            else:
+                i -= 1
     out.reverse()
     return out
 
@@ -137,11 +155,12 @@ def _lsum_score(target_sents: list[list[str]], pred_sents: list[list[str]]) -> R
     counts_r = Counter(t for s in target_sents for t in s)
     counts_c = Counter(t for s in pred_sents for t in s)
     hits = 0
+    cans = [(can, _token_masks(can)) for can in pred_sents if can]
     for ref in target_sents:
         union: set[int] = set()
-        for can in pred_sents:
-            if ref and can:
-                union.update(_lcs_indices(ref, can))
+        if ref:
+            for can, masks in cans:
+                union.update(_lcs_indices(ref, can, masks))
         for idx in sorted(union):
             tok = ref[idx]
             if counts_c[tok] > 0 and counts_r[tok] > 0:

@@ -453,7 +453,7 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
             )
     for role in ("base", "candidate", "reference"):
         spec = getattr(models, role)
-        if isinstance(spec, OpenAIModel) and "@" in urlsplit(spec.base_url).netloc:
+        if isinstance(spec, OpenAIModel) and any("@" in urlsplit(u).netloc for u in spec.urls):
             add(
                 ["models", role, "base_url"],
                 "holds credentials (user:password@); remove them and name the environment "

@@ -146,7 +146,14 @@ class OpenAIModel(_Strict):
 
     backend: Literal["openai"] = Field(description="OpenAI-compatible HTTP API.")
     model: str = Field(description="Model name as the server knows it.")
-    base_url: str = Field(default="https://api.openai.com/v1", description="Server URL up to /v1.")
+    base_url: str | list[str] = Field(
+        default="https://api.openai.com/v1",
+        description="Server URL up to /v1, or a list of replicas serving the same model: each "
+        "request goes to the replica with the fewest in flight (concurrency is the total), a "
+        "replica that refuses connections or keeps failing is taken out for a while and its "
+        "samples go to the others. The response-cache key uses the first URL, so adding "
+        "replicas keeps the cache.",
+    )
     revision: str | None = Field(
         default=None,
         description="What is deployed under this name (adapter sha, checkpoint step, date). "
@@ -236,8 +243,21 @@ class OpenAIModel(_Strict):
         "stored per sample, and counted where the server returned none.",
     )
 
+    @property
+    def urls(self) -> list[str]:
+        """The replicas' URLs (one for a single server), without trailing slashes."""
+        urls = [self.base_url] if isinstance(self.base_url, str) else self.base_url
+        return [u.rstrip("/") for u in urls]
+
     @model_validator(mode="after")
     def _chat_only(self) -> OpenAIModel:
+        if isinstance(self.base_url, list):
+            if not self.base_url:
+                raise ValueError("base_url: the list of replicas is empty; give at least one URL")
+            urls = self.urls
+            twice = sorted({u for u in urls if urls.count(u) > 1})
+            if twice:
+                raise ValueError(f"base_url lists {twice[0]!r} twice; list each replica once")
         if self.endpoint == "completions" and (self.system_prompt or self.messages):
             raise ValueError(
                 "system_prompt and messages need endpoint: chat; use endpoint: chat, or for "

@@ -322,7 +322,7 @@ def cache_only_warnings(plan: Plan, records: list[ModelRecord]) -> list[str]:
         if isinstance(spec, OpenAIModel) and spec.revision is None and rec.cached == rec.requests:
             out.append(
                 f"every response of the {rec.role} model came from the response cache: a "
-                f"model redeployed as {spec.model!r} at {spec.base_url} would not be noticed; "
+                f"model redeployed as {spec.model!r} at {spec.urls[0]} would not be noticed; "
                 f"set models.{rec.role}.revision when you redeploy, or run with --refresh"
             )
     return out
