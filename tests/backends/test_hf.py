@@ -116,3 +116,43 @@ def test_label_logprobs_are_a_sensible_distribution(tiny: Path) -> None:
     assert sum(math.exp(v) for v in everything.values()) == pytest.approx(1.0, abs=1e-4)
     out = _gen(backend, [Request("s", "the cat is label :", choices=tuple(labels))])
     assert out["s"].choice_logprobs == pytest.approx(lp)
+
+
+def test_batches_are_cut_by_length_and_outputs_equal_one_at_a_time(
+    tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    rng = random.Random(3)
+    prompts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 30))) for _ in range(25)]
+    reqs = [Request(f"s{i}", p) for i, p in enumerate(prompts)]
+    backend = HFBackend(_spec(batch_size=4), root=tiny)
+    seen: list[list[str]] = []
+    real = backend.generate_texts
+
+    def spy(batch: list[str]) -> list[str]:
+        seen.append(list(batch))
+        return real(batch)
+
+    monkeypatch.setattr(backend, "generate_texts", spy)
+    batched = _gen(backend, reqs)
+    lengths = [[len(p.split()) for p in batch] for batch in seen]
+    flat = [n for batch in lengths for n in batch]
+    assert flat == sorted(flat, reverse=True)  # longest first, in batches of 4
+    assert [len(b) for b in seen] == [4] * 6 + [1]
+    single = _gen(HFBackend(_spec(batch_size=1), root=tiny), reqs)
+    assert {k: g.text for k, g in batched.items()} == {k: g.text for k, g in single.items()}
+    assert set(batched) == {r.sample_id for r in reqs}
+
+
+def test_stop_strings_end_rows_early_and_keep_the_same_text(tiny: Path) -> None:
+    reqs = [Request(f"s{i}", p) for i, p in enumerate(PROMPTS)]
+    free = _gen(HFBackend(_spec(batch_size=4, params={"max_tokens": 12}), root=tiny), reqs)
+    word = next(w for g in free.values() for w in (g.text or "").split()[1:])  # a generated word
+    stopped = _gen(
+        HFBackend(_spec(batch_size=4, params={"max_tokens": 12, "stop": [word]}), root=tiny), reqs
+    )
+    for sid, g in free.items():
+        text = g.text or ""
+        cut = text[: text.find(word)] if word in text else text
+        assert stopped[sid].text == cut

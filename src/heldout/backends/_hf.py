@@ -1,8 +1,11 @@
 """Local transformers models with an optional PEFT adapter (``pip install 'heldout[hf]'``).
 
 Batched generation with left padding (greedy when temperature is 0), the tokenizer's chat
-template when it has one, and per-label log-probabilities for classification (the summed
-token log-probabilities of each label continuation, used for calibration).
+template when it has one, requests batched by tokenized length (longest first, as
+lm-evaluation-harness does: padding is then mostly real tokens), a batch that stops once every
+row has ended (end of sequence or a stop string), and per-label log-probabilities for
+classification (the summed token log-probabilities of each label continuation, used for
+calibration).
 
 The adapter trap (lm-evaluation-harness issues #808 and #511): an adapter can load without
 changing anything, e.g. when its target modules do not exist in the model or its weights are
@@ -54,6 +57,25 @@ def quiet_transformers() -> None:
     warnings.filterwarnings(
         "ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning
     )
+
+
+def _stop_strings(tokenizer: Any, stops: Sequence[str], prompt_width: int) -> Any:
+    """A stopping criterion that ends each row once its new text holds a stop string.
+
+    transformers' own ``stop_strings`` rebuilds the tokenizer's vocabulary and fails on some
+    tokenizers (a WordPiece decoder: "substring not found"); decoding the new tokens works for
+    any tokenizer, and the text kept is cut at the stop string afterwards either way.
+    """
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopStrings(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            texts = tokenizer.batch_decode(input_ids[:, prompt_width:], skip_special_tokens=True)
+            done = [any(stop in text for stop in stops) for text in texts]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return StopStrings()
 
 
 class HFBackend:
@@ -173,6 +195,10 @@ class HFBackend:
             "pad_token_id": self.tokenizer.pad_token_id,
             "do_sample": p.temperature > 0,
         }
+        if p.stop:  # each row stops at a stop string; the batch when every row has stopped
+            gen_kwargs["stopping_criteria"] = [
+                _stop_strings(self.tokenizer, p.stop, enc["input_ids"].shape[1])
+            ]
         if p.temperature > 0:
             gen_kwargs.update(temperature=p.temperature, top_p=p.top_p)
             if p.seed is not None:
@@ -229,12 +255,22 @@ class HFBackend:
             out[choice] = total
         return out
 
+    def length_order(self, requests: Sequence[Request]) -> list[int]:
+        """Request indices, longest prompt (in tokens, as formatted) first; ties keep file
+        order. Batches cut from this order pad little, and the longest batch runs first, so
+        a batch size too big for the device fails at once rather than at the end."""
+        if len(requests) <= 1:
+            return list(range(len(requests)))
+        ids = self.tokenizer([self._format(r.prompt) for r in requests])["input_ids"]
+        return sorted(range(len(requests)), key=lambda i: -len(ids[i]))
+
     async def generate(self, requests: Sequence[Request], on_result: OnResult) -> None:
         import time
 
         size = self.spec.batch_size
-        for start in range(0, len(requests), size):
-            batch = list(requests[start : start + size])
+        order = self.length_order(requests)  # results are reported per sample, in any order
+        for start in range(0, len(order), size):
+            batch = [requests[i] for i in order[start : start + size]]
             t0 = time.perf_counter()
             try:
                 texts = self.generate_texts([r.prompt for r in batch])
