@@ -1,9 +1,11 @@
 """Leak check at scale: 100k training rows x 10k gold rows, against a brute-force oracle.
 
-    .venv/bin/python benchmarks/bench_leak.py [--train 100000] [--gold 10000]
+    .venv/bin/python benchmarks/bench_leak.py [--train 100000] [--gold 10000] [--text zipf]
 
-Synthetic Zipf-distributed text (a 20k-word vocabulary) with planted exact, embedded and
-near duplicates. heldout's full run is timed; the brute-force all-pairs comparison (exact
+Synthetic text with planted exact, embedded and near duplicates: ``zipf`` (a 20k-word
+vocabulary, Zipf-distributed) or ``templated`` (30-word sentences over a 26-word vocabulary,
+like the templated prompts of many classification and suite sets, where every pair of texts
+shares character shingles). heldout's full run is timed; the brute-force all-pairs comparison (exact
 13-gram containment and exact character-5-gram Jaccard) runs on a subsample, is extrapolated to
 the full size, and must find the same hits on that subsample.
 """
@@ -20,14 +22,54 @@ from heldout.data import LeakOptions, Sample, find_leaks, normalize
 
 
 def make_corpus(
-    n_gold: int, n_train: int, seed: int = 0, plant_gold: int = 500, plant_train: int = 2000
+    n_gold: int,
+    n_train: int,
+    seed: int = 0,
+    plant_gold: int = 500,
+    plant_train: int = 2000,
+    kind: str = "zipf",
 ) -> tuple[list[Sample], list[tuple[str, list[str]]]]:
     rng = np.random.default_rng(seed)
-    vocab = np.array([f"w{i}" for i in range(20_000)])
-    p = 1.0 / np.arange(1, vocab.size + 1)
-    p /= p.sum()
+    if kind == "zipf":
+        vocab = np.array([f"w{i}" for i in range(20_000)])
+        p = 1.0 / np.arange(1, vocab.size + 1)
+        p /= p.sum()
+    else:
+        vocab = np.array(
+            [
+                "apple",
+                "river",
+                "stone",
+                "cloud",
+                "tiger",
+                "maple",
+                "ocean",
+                "piano",
+                "lemon",
+                "candle",
+                "forest",
+                "silver",
+                "rocket",
+                "garden",
+                "pepper",
+                "marble",
+                "velvet",
+                "harbor",
+                "jungle",
+                "copper",
+                "falcon",
+                "meadow",
+                "quartz",
+                "saddle",
+                "timber",
+                "violet",
+            ]
+        )  # two random sentences share ~24% of their shingles (99th percentile 34%)
+        p = np.full(vocab.size, 1.0 / vocab.size)
 
     def texts(n: int, lo: int, hi: int) -> list[str]:
+        if kind != "zipf":
+            lo, hi = 30, 31
         lengths = rng.integers(lo, hi, size=n)
         words = vocab[rng.choice(vocab.size, size=int(lengths.sum()), p=p)]
         out, i = [], 0
@@ -89,15 +131,17 @@ def main() -> None:
     ap.add_argument("--gold", type=int, default=10_000)
     ap.add_argument("--oracle-train", type=int, default=2_000)
     ap.add_argument("--oracle-gold", type=int, default=500)
+    ap.add_argument("--text", choices=["zipf", "templated"], default="zipf")
     args = ap.parse_args()
-    gold, train = make_corpus(args.gold, args.train)
+    gold, train = make_corpus(args.gold, args.train, kind=args.text)
     opts = LeakOptions()
 
     t0 = time.perf_counter()
     report = find_leaks(gold, train, opts)
     t_full = time.perf_counter() - t0
     print(
-        f"heldout find_leaks: {args.train:,} train x {args.gold:,} gold: {t_full:.2f} s, "
+        f"heldout find_leaks ({args.text} text): {args.train:,} train x {args.gold:,} gold: "
+        f"{t_full:.2f} s, "
         f"{len(report.hits)} hits on {len(report.flagged)} gold samples"
     )
 

@@ -143,3 +143,66 @@ def test_lsh_recall_at_threshold() -> None:
 def test_bad_options() -> None:
     with pytest.raises(HeldoutError, match="ngram_threshold: must be in"):
         LeakOptions(ngram_threshold=0)
+
+
+def _jaccard_brute_force(gold: list[Sample], train: list[tuple[str, list[str]]]) -> set[tuple]:
+    """All pairs, by the definition: Jaccard of character 5-gram sets of normalised text."""
+
+    def chars(text: str) -> set[str]:
+        return {text[i : i + 5] for i in range(len(text) - 4)} if len(text) >= 5 else {text}
+
+    g = [chars(normalize(s.input)) for s in gold]
+    hits = set()
+    for where, texts in train:
+        t = chars(" ".join(normalize(x) for x in texts))
+        for s, a in zip(gold, g, strict=True):
+            sim = len(a & t) / len(a | t)
+            if sim >= 0.5:
+                hits.add((s.id, where, round(sim, 12)))
+    return hits
+
+
+@pytest.mark.parametrize("templated", [True, False])
+def test_templated_text_takes_the_exact_dense_path_with_brute_force_hits(
+    templated: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 26-word vocabulary (templated prompts) makes LSH propose most pairs; the dense
+    product must then be chosen and find exactly the brute-force hits; varied text keeps LSH."""
+    from heldout.data import _leak
+
+    rng = random.Random(4)
+    words = (
+        "apple river stone cloud tiger maple ocean piano lemon candle forest silver rocket "
+        "garden pepper marble velvet harbor jungle copper falcon meadow quartz saddle timber "
+        "violet"
+    ).split()
+    if not templated:
+        words = [f"{w}{i}" for w in words for i in range(300)]
+    gold = [Sample(f"g{i}", " ".join(rng.choices(words, k=30)), "t") for i in range(200)]
+    train = [(f"t{i}", [" ".join(rng.choices(words, k=30))]) for i in range(500)]
+    for k in range(60):  # near duplicates, 0 to 11 words changed: similarities 1 down to ~0.4
+        src = gold[k * 3].input.split()
+        for pos in rng.sample(range(len(src)), k % 12):
+            src[pos] = rng.choice(words)
+        train[k * 8] = (f"t{k * 8}", [" ".join(src).upper() + "!"])
+    used: list[bool] = []
+    real = _leak._DenseJaccard.when_cheaper
+
+    def spy(*args: object, **kwargs: object) -> object:
+        dense = real(*args, **kwargs)  # type: ignore[arg-type]
+        used.append(dense is not None)
+        return dense
+
+    monkeypatch.setattr(_leak._DenseJaccard, "when_cheaper", staticmethod(spy))
+    report = find_leaks(gold, train, LeakOptions(ngram_threshold=1.0))
+    assert used == [templated]
+    expected = {(g, t): sim for g, t, sim in _jaccard_brute_force(gold, train)}
+    assert len(expected) >= 40
+    assert sum(0.5 <= sim < 0.6 for sim in expected.values()) >= 3  # near the threshold
+    ours = {(h.gold_id, h.train_where): h for h in report.hits}
+    for pair, sim in expected.items():  # every brute-force pair, with its exact similarity
+        hit = ours[pair]
+        assert (hit.kind, round(hit.similarity, 12)) in {("jaccard", sim), ("exact", 1.0)}
+    for pair, hit in ours.items():  # and no Jaccard hit that the definition does not give
+        if hit.kind == "jaccard":
+            assert expected[pair] == round(hit.similarity, 12)

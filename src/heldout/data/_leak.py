@@ -10,9 +10,14 @@ Three detectors, each with a similarity in [0, 1]:
 - ``jaccard``: Jaccard similarity of character 5-gram shingle sets, for short gold inputs (fewer
   than ``short_words`` words), where word 13-grams are too coarse: "Ana moved to Porto in May"
   vs "... in June". Candidates come from MinHash LSH (numpy, seeded, bands chosen for a recall
-  floor at the threshold), then each candidate's similarity is computed exactly, so reported
-  values are exact Jaccard indices. Training rows too long to reach the threshold against any
-  short gold input (``J <= |A| / |B|``) are not shingled at all.
+  floor at the threshold, looked up vectorised), candidates whose full signatures agree far
+  below the threshold are dropped (a true pair at the threshold is lost with probability
+  ~3e-6), then each remaining candidate's similarity is computed exactly, so reported values
+  are exact Jaccard indices. On templated text (a small vocabulary) band collisions are
+  everywhere, and the intersections of all pairs come from one exact matrix product instead
+  (``_DenseJaccard``, chosen by measuring how often LSH would propose a pair). Training rows
+  too long to reach the threshold against any short gold input (``J <= |A| / |B|``) are not
+  shingled at all.
 
 Cost is roughly linear in the number of training tokens (100k training rows x 10k gold rows run
 in seconds; see ``benchmarks/bench_leak.py``).
@@ -216,6 +221,91 @@ def _band_keys(sig: npt.NDArray[np.uint64], bands: int, rows: int) -> npt.NDArra
     return keys
 
 
+class _DenseJaccard:
+    """Exact intersections of every (training row, gold row) pair as one matrix product.
+
+    Templated gold sets (a small vocabulary) share character shingles everywhere: their
+    MinHash bands collide for most pairs, and LSH degenerates into all pairs checked one by
+    one. Their shingle vocabulary is small, though, so a 0/1 matrix of shingles per row makes
+    the intersection counts of a batch one BLAS product (exact: float32 sums of ones).
+    """
+
+    def __init__(self, gold_shingles: Sequence[set[int]], shingled: npt.NDArray[np.intp]) -> None:
+        self.vocab: dict[int, int] = {}
+        for gi in shingled.tolist():
+            for h in gold_shingles[gi]:
+                self.vocab.setdefault(h, len(self.vocab))
+        self.gold_rows = shingled
+        self.gold_sizes = np.array([len(gold_shingles[gi]) for gi in shingled.tolist()], float)
+        self.matrix = np.zeros((len(self.vocab), shingled.size), dtype=np.float32)
+        for col, gi in enumerate(shingled.tolist()):
+            self.matrix[[self.vocab[h] for h in gold_shingles[gi]], col] = 1.0
+
+    @classmethod
+    def when_cheaper(
+        cls,
+        gold_shingles: Sequence[set[int]],
+        shingled: npt.NDArray[np.intp],
+        gold_keys: npt.NDArray[np.uint64],
+        seed: int,
+    ) -> _DenseJaccard | None:
+        """The dense path, where LSH would propose too many pairs for its vocabulary size.
+
+        How often LSH proposes a pair is measured on 2,000 random pairs of gold rows; a pair
+        costs ~25,000 times one multiply-add of the product, per shingle of the vocabulary.
+        """
+        if shingled.size < 2:
+            return None
+        vocab = len({h for gi in shingled.tolist() for h in gold_shingles[gi]})
+        if vocab * shingled.size > 100_000_000:  # the gold matrix would pass 400 MB
+            return None
+        rng = np.random.default_rng(seed)
+        i, j = rng.choice(shingled, 2000), rng.choice(shingled, 2000)
+        apart = i != j
+        proposed = float((gold_keys[i[apart]] == gold_keys[j[apart]]).any(axis=1).mean())
+        return cls(gold_shingles, shingled) if proposed * 25_000 > vocab else None
+
+    def hits(self, batch: Sequence[set[int]], threshold: float) -> Iterator[tuple[int, int, float]]:
+        rows, cols = [], []
+        for ti, shingles in enumerate(batch):
+            ids = [c for c in map(self.vocab.get, shingles) if c is not None]
+            rows.extend([ti] * len(ids))
+            cols.extend(ids)
+        x = np.zeros((len(batch), len(self.vocab)), dtype=np.float32)
+        x[rows, cols] = 1.0
+        inter = (x @ self.matrix).astype(np.float64)
+        sizes = np.fromiter(map(len, batch), float, len(batch))
+        sim = inter / (sizes[:, None] + self.gold_sizes[None, :] - inter)
+        for ti, col in zip(*np.nonzero(sim >= threshold), strict=True):
+            yield int(ti), int(self.gold_rows[col]), float(sim[ti, col])
+
+
+def _candidate_pairs(
+    keys: npt.NDArray[np.uint64],
+    band_sorted: list[npt.NDArray[np.uint64]],
+    band_order: list[npt.NDArray[np.intp]],
+    n_gold: int,
+) -> npt.NDArray[np.int64]:
+    """Unique ``train_row * n_gold + gold_row`` for every pair sharing a band key."""
+    found: list[npt.NDArray[np.int64]] = []
+    for b, (sorted_keys, order) in enumerate(zip(band_sorted, band_order, strict=True)):
+        col = keys[:, b]
+        lo = np.searchsorted(sorted_keys, col, "left")
+        count = np.searchsorted(sorted_keys, col, "right") - lo
+        rows = np.flatnonzero(count)
+        if rows.size == 0:
+            continue
+        c = count[rows]
+        starts = np.repeat(lo[rows] - (np.cumsum(c) - c), c)  # position of each match
+        gold_rows = order[starts + np.arange(int(c.sum()))]
+        found.append(np.repeat(rows.astype(np.int64), c) * n_gold + gold_rows)
+        if sum(f.size for f in found) > 8_000_000:  # pairs met in many bands: fold them
+            found = [np.unique(np.concatenate(found))]
+    if not found:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.concatenate(found))
+
+
 def find_leaks(
     gold: Sequence[Sample],
     train: Iterable[tuple[str, Sequence[str]]],
@@ -248,15 +338,23 @@ def find_leaks(
     max_train_shingles = max(map(len, gold_shingles), default=0) / opts.jaccard_threshold
     bands, rows = lsh_shape(opts.jaccard_threshold, opts.num_perm, opts.lsh_recall)
     minhash = _MinHash(bands * rows, opts.seed)
-    gold_keys = _band_keys(minhash.signatures(gold_shingles), bands, rows)
-    band_index: list[dict[int, list[int]]] = []
-    for b in range(bands):
-        idx: dict[int, list[int]] = defaultdict(list)
-        for gi, key in enumerate(gold_keys[:, b].tolist()):
-            if gold_shingles[gi]:
-                idx[key].append(gi)
-        band_index.append(idx)
-    band_sets = [np.fromiter(ix.keys(), dtype=np.uint64, count=len(ix)) for ix in band_index]
+    gold_sig = minhash.signatures(gold_shingles)
+    gold_keys = _band_keys(gold_sig, bands, rows)
+    shingled = np.flatnonzero(np.fromiter(map(bool, gold_shingles), bool, len(gold_shingles)))
+    # per band: the shingled gold rows' keys, sorted, for a vectorised lookup of collisions
+    band_order = [shingled[np.argsort(gold_keys[shingled, b], kind="stable")] for b in range(bands)]
+    band_sorted = [gold_keys[order, b] for b, order in enumerate(band_order)]
+    # Candidates whose signatures agree on too few of the hashes are dropped before the exact
+    # check: a pair at exactly the threshold agrees on Binomial(k, t) of k hashes, and falls
+    # under t - 4.5 standard deviations with probability ~3e-6.
+    k_hashes = bands * rows
+    t = opts.jaccard_threshold
+    min_agree = int(np.floor(k_hashes * t - 4.5 * np.sqrt(k_hashes * t * (1 - t))))
+    # train rows per batch: at most ~4M candidate pairs each, whatever the gold set's size
+    batch_rows = int(np.clip(4_000_000 // max(1, shingled.size), 256, 4096))
+    dense = _DenseJaccard.when_cheaper(gold_shingles, shingled, gold_keys, opts.seed)
+    if dense is not None:
+        batch_rows = 2048
 
     best: dict[tuple[int, str], LeakHit] = {}
 
@@ -273,19 +371,29 @@ def find_leaks(
     def flush() -> None:
         if not batch_where:
             return
-        keys = _band_keys(minhash.signatures(batch_shingles), bands, rows)
-        pairs: set[tuple[int, int]] = set()
-        for b in range(bands):
-            col = keys[:, b]
-            for ti in np.flatnonzero(np.isin(col, band_sets[b])).tolist():
-                for gi in band_index[b][int(col[ti])]:
-                    pairs.add((ti, gi))
-        for ti, gi in pairs:
-            a, t = gold_shingles[gi], batch_shingles[ti]
-            inter = len(a & t)
-            sim = inter / (len(a) + len(t) - inter)
+        if dense is not None:
+            for t_i, g_i, sim in dense.hits(batch_shingles, opts.jaccard_threshold):
+                record(g_i, batch_where[t_i], "jaccard", sim)
+            batch_where.clear()
+            batch_shingles.clear()
+            return
+        sig = minhash.signatures(batch_shingles)
+        pairs = _candidate_pairs(_band_keys(sig, bands, rows), band_sorted, band_order, len(gold))
+        ti, gi = np.divmod(pairs, len(gold))
+        agree = np.concatenate(
+            [
+                (sig[ti[i : i + 65536]] == gold_sig[gi[i : i + 65536]]).sum(axis=1)
+                for i in range(0, pairs.size, 65536)
+            ]
+            or [np.zeros(0, dtype=np.int64)]
+        )
+        keep = agree >= min_agree
+        for t_i, g_i in zip(ti[keep].tolist(), gi[keep].tolist(), strict=True):
+            a, b = gold_shingles[g_i], batch_shingles[t_i]
+            inter = len(a & b)
+            sim = inter / (len(a) + len(b) - inter)
             if sim >= opts.jaccard_threshold:
-                record(gi, batch_where[ti], "jaccard", sim)
+                record(g_i, batch_where[t_i], "jaccard", sim)
         batch_where.clear()
         batch_shingles.clear()
 
@@ -306,7 +414,7 @@ def find_leaks(
         if max_train_shingles and len(whole) - opts.shingle + 1 <= max_train_shingles:
             batch_where.append(where)
             batch_shingles.append(_shingles(whole, opts.shingle))
-            if len(batch_where) >= 4096:
+            if len(batch_where) >= batch_rows:
                 flush()
     flush()
 
