@@ -21,6 +21,10 @@ def make_backend(spec: Any, *, root: Path, seed: int = 0) -> Backend:
         from heldout.backends._openai import OpenAIBackend
 
         return OpenAIBackend(spec, seed=seed)
+    if isinstance(spec, HFModel) and spec.ray is not None:
+        from heldout.backends._ray import RayHFBackend
+
+        return RayHFBackend(spec, root=root)
     if isinstance(spec, HFModel):
         from heldout.backends._hf import HFBackend
 

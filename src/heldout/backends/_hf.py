@@ -26,7 +26,15 @@ from heldout.backends._base import Generation, OnResult, Request
 from heldout.errors import HeldoutError, MissingDependencyError
 from heldout.plan import HFModel
 
-__all__ = ["HFBackend", "directory_fingerprint", "quiet_transformers"]
+__all__ = [
+    "HFBackend",
+    "directory_fingerprint",
+    "format_prompt",
+    "hf_identity",
+    "hf_paths",
+    "length_order",
+    "quiet_transformers",
+]
 
 
 def directory_fingerprint(path: Path, *, hash_contents: bool) -> str:
@@ -78,6 +86,60 @@ def _stop_strings(tokenizer: Any, stops: Sequence[str], prompt_width: int) -> An
     return StopStrings()
 
 
+def hf_paths(spec: HFModel, root: Path) -> tuple[Path, Path | None]:
+    """The model's folder (or hub id) and the adapter's folder, checked, relative to ``root``."""
+    local = (root / spec.model).resolve()
+    model_path = local if local.exists() else Path(spec.model)
+    if not local.exists():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    adapter_path = (root / spec.adapter).resolve() if spec.adapter else None
+    if adapter_path is not None and not adapter_path.is_dir():
+        raise HeldoutError(
+            f"models: adapter folder not found: {adapter_path} (the adapter path is "
+            "relative to the plan's folder)"
+        )
+    return model_path, adapter_path
+
+
+def hf_identity(spec: HFModel, root: Path) -> dict[str, Any]:
+    """What keys the response cache for a local model, in one process or on Ray actors."""
+    model_path, adapter_path = hf_paths(spec, root)
+    return {
+        "backend": "hf",
+        "model": str(model_path),
+        "model_fingerprint": directory_fingerprint(model_path, hash_contents=False)
+        if model_path.exists()
+        else None,
+        "adapter": str(adapter_path) if adapter_path else None,
+        "adapter_sha256": directory_fingerprint(adapter_path, hash_contents=True)
+        if adapter_path
+        else None,
+        "dtype": spec.dtype,
+        "params": spec.params.model_dump(mode="json"),
+    }
+
+
+def format_prompt(tokenizer: Any, prompt: str) -> str:
+    """The prompt as the model sees it: in the tokenizer's chat template when it has one."""
+    if getattr(tokenizer, "chat_template", None):
+        return str(
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+        )
+    return prompt
+
+
+def length_order(tokenizer: Any, requests: Sequence[Request]) -> list[int]:
+    """Request indices, longest prompt (in tokens, as formatted) first; ties keep file order.
+    Batches cut from this order pad little, and the longest batch runs first, so a batch
+    size too big for the device fails at once rather than at the end."""
+    if len(requests) <= 1:
+        return list(range(len(requests)))
+    ids = tokenizer([format_prompt(tokenizer, r.prompt) for r in requests])["input_ids"]
+    return sorted(range(len(requests)), key=lambda i: -len(ids[i]))
+
+
 class HFBackend:
     """Generates with a local causal LM (+ optional LoRA adapter)."""
 
@@ -90,16 +152,8 @@ class HFBackend:
         self.spec = spec
         self._torch = torch
         quiet_transformers()
-        local = (root / spec.model).resolve()
-        self.model_path = local if local.exists() else Path(spec.model)
-        if not local.exists():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        self.adapter_path = (root / spec.adapter).resolve() if spec.adapter else None
-        if self.adapter_path is not None and not self.adapter_path.is_dir():
-            raise HeldoutError(
-                f"models: adapter folder not found: {self.adapter_path} (the adapter path is "
-                "relative to the plan's folder)"
-            )
+        self.root = root
+        self.model_path, self.adapter_path = hf_paths(spec, root)
         self.device = self._pick_device(spec.device)
         dtype = {
             "auto": None,
@@ -158,30 +212,10 @@ class HFBackend:
         }
 
     def identity(self) -> dict[str, Any]:
-        return {
-            "backend": "hf",
-            "model": str(self.model_path),
-            "model_fingerprint": directory_fingerprint(self.model_path, hash_contents=False)
-            if self.model_path.exists()
-            else None,
-            "adapter": str(self.adapter_path) if self.adapter_path else None,
-            "adapter_sha256": directory_fingerprint(self.adapter_path, hash_contents=True)
-            if self.adapter_path
-            else None,
-            "dtype": self.spec.dtype,
-            "params": self.spec.params.model_dump(mode="json"),
-        }
+        return hf_identity(self.spec, self.root)
 
     def _format(self, prompt: str) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return str(
-                self.tokenizer.apply_chat_template(
-                    [{"role": "user", "content": prompt}],
-                    tokenize=False,
-                    add_generation_prompt=True,
-                )
-            )
-        return prompt
+        return format_prompt(self.tokenizer, prompt)
 
     def generate_texts(self, prompts: Sequence[str]) -> list[str]:
         """Generate for ``prompts`` in one padded batch; returns the new text only."""
@@ -256,13 +290,7 @@ class HFBackend:
         return out
 
     def length_order(self, requests: Sequence[Request]) -> list[int]:
-        """Request indices, longest prompt (in tokens, as formatted) first; ties keep file
-        order. Batches cut from this order pad little, and the longest batch runs first, so
-        a batch size too big for the device fails at once rather than at the end."""
-        if len(requests) <= 1:
-            return list(range(len(requests)))
-        ids = self.tokenizer([self._format(r.prompt) for r in requests])["input_ids"]
-        return sorted(range(len(requests)), key=lambda i: -len(ids[i]))
+        return length_order(self.tokenizer, requests)
 
     async def generate(self, requests: Sequence[Request], on_result: OnResult) -> None:
         import time

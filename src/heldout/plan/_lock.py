@@ -33,14 +33,17 @@ __all__ = [
 
 LOCK_NAME = "heldout.lock"
 LOCK_VERSION = 1
-UNLOCKED = ("models.candidate", "tracking")
+UNLOCKED = ("models.candidate", "models.*.ray", "tracking")
 
 
 def canonical_plan(loaded: LoadedPlan) -> dict[str, Any]:
     """The locked content of the plan as plain JSON data: not the candidate model (made
-    after the lock) nor where runs are logged (tracking)."""
+    after the lock), where a local model runs (Ray) nor where runs are logged (tracking)."""
     data = loaded.plan.model_dump(mode="json", by_alias=True)
     data["models"].pop("candidate", None)
+    for spec in data["models"].values():
+        if isinstance(spec, dict):
+            spec.pop("ray", None)
     data.pop("tracking", None)
     return data
 

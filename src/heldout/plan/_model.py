@@ -277,6 +277,19 @@ class OpenAIModel(_Strict):
         return self
 
 
+class RayOptions(_Strict):
+    """Run a local model on Ray actors: each loads the model (and adapter) once."""
+
+    replicas: int = Field(default=1, ge=1, le=1024, description="Actors, each with its own copy.")
+    num_gpus: float = Field(default=0, ge=0, description="GPUs per actor (0 on CPU).")
+    num_cpus: float = Field(default=1, ge=0, description="CPUs per actor.")
+    address: str | None = Field(
+        default=None,
+        description="Ray cluster address; else RAY_ADDRESS, else a local Ray started for "
+        "the run. Not part of the cache key: where a model runs does not change its answers.",
+    )
+
+
 class HFModel(_Strict):
     """A local transformers model with an optional PEFT adapter."""
 
@@ -290,6 +303,11 @@ class HFModel(_Strict):
     batch_size: int = Field(default=8, ge=1, description="Prompts per generation batch.")
     params: GenerationParams = Field(
         default_factory=GenerationParams, description="Sampling parameters."
+    )
+    ray: RayOptions | None = Field(
+        default=None,
+        description="Shard the samples across Ray actors (heldout[ray]); results stream into "
+        "the same cache and generations file as they finish.",
     )
 
 
