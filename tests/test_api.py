@@ -273,3 +273,27 @@ def test_stages_compose_to_what_evaluate_decides(tmp_path: Path) -> None:
     assert rebuilt.comparisons == run.result.comparisons
     assert rebuilt.gates == run.result.gates
     assert rebuilt.verdict == run.result.verdict
+
+
+def test_evaluate_pauses_the_cyclic_gc_and_restores_it(tmp_path: Path) -> None:
+    import gc
+
+    make_project(tmp_path, n=30)
+    seen: list[tuple[str, bool]] = []
+    assert gc.isenabled()
+    heldout.evaluate(
+        tmp_path / "heldout.yaml",
+        root=tmp_path,
+        out=tmp_path / "a",
+        progress=lambda event: seen.append((event.stage, gc.isenabled())),
+    )
+    during = [on for stage, on in seen if stage in ("generate", "score", "compare")]
+    assert during, seen
+    assert not any(during), seen  # paused while the run allocates its per-sample objects
+    assert gc.isenabled()  # and restored
+    gc.disable()
+    try:
+        heldout.evaluate(tmp_path / "heldout.yaml", root=tmp_path, out=tmp_path / "b")
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()

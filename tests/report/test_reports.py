@@ -194,3 +194,38 @@ def test_markdown_renders_model_and_gold_text_inert(tmp_path: Path) -> None:
                                 "code", "script") if w in payload)  # fmt: skip
         assert word in html
     fixture.HOSTILE = saved
+
+
+def test_long_lists_are_bounded_and_say_how_many_there_are(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A million-sample run must not inline every regression: each table lists the first
+    SHOWN rows, the counts stay the true totals, and the page says where the rest are."""
+    import heldout
+    from heldout.report import _view
+    from tests.runner.test_run import make_project
+
+    monkeypatch.setattr(_view, "SHOWN", 7)
+    truth = make_project(tmp_path, n=120)
+    outputs = json.dumps(truth)
+    make_project(
+        tmp_path,
+        n=120,
+        models=f"""  base: {{backend: mock, name: base, default: neutral, outputs: {outputs}}}
+  candidate: {{backend: mock, name: cand, default: neutral}}""",
+    )
+    run = heldout.evaluate(tmp_path / "heldout.yaml", root=tmp_path, out=tmp_path / "run")
+    flagged = [
+        r for r in read_samples(tmp_path / "run") if r["model"] == "candidate"
+        and "regression" in r["flags"]
+    ]  # fmt: skip
+    expected = sum(t != "neutral" for t in truth.values())
+    assert len(flagged) == expected > 7
+    html = (tmp_path / "run" / "report.html").read_text()
+    table = html.split('<table id="regressions">', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == 1 + 7  # the header and the first 7
+    assert f"Showing the first 7 of {expected} regressions" in html
+    assert f"Regressions (base right, candidate wrong): <b>{expected}</b>" in html
+    markdown = (tmp_path / "run" / "report.md").read_text()
+    assert f"Top regressions (base right, candidate wrong): {expected}" in markdown
+    assert run.result.verdict.status

@@ -12,6 +12,7 @@ import hashlib
 from importlib import resources
 from typing import Any
 
+from heldout.report import _view
 from heldout.report._svg import bars, forest, reliability_diagram
 from heldout.report._view import ReportView, fmt
 
@@ -73,6 +74,8 @@ def render_html(view: ReportView) -> str:
         regressions=view.regressions,
         suite_regressions=view.suite_regressions,
         unparseable=view.unparseable,
+        totals=view.totals,
+        shown=_view.SHOWN,
         weakest_class=view.weakest_class,
         weakest_slice=view.weakest_slice,
         confusion=view.confusion,

@@ -122,13 +122,13 @@ def render_markdown(view: ReportView, *, top: int = 10) -> str:
             f"{', tiny: not gated' if s['tiny'] else ''})"
         )
     if view.unparseable:
-        losses.append(f"- unparseable candidate outputs: {len(view.unparseable)}")
+        losses.append(f"- unparseable candidate outputs: {view.totals['unparseable']:,}")
     if losses or view.regressions:
         out += ["", "### Losses", "", *losses]
     if view.regressions:
         out += [
             "",
-            f"Top regressions (base right, candidate wrong): {len(view.regressions)}",
+            f"Top regressions (base right, candidate wrong): {view.totals['regressions']:,}",
             "",
             "| id | input | target | base | candidate |",
             "|---|---|---|---|---|",

@@ -7,7 +7,11 @@ from typing import Any
 
 from heldout.results import ComparisonRecord, GateRecord, RunResult
 
-__all__ = ["ReportView", "build_view", "fmt"]
+__all__ = ["SHOWN", "ReportView", "build_view", "fmt"]
+
+#: Per-sample rows a report lists per table; the rest are counted, and all of them are in
+#: samples.parquet / samples.jsonl. A million-sample run keeps a report of bounded size.
+SHOWN = 500
 
 
 def fmt(x: float | None, digits: int = 4, signed: bool = False) -> str:
@@ -29,6 +33,8 @@ class ReportView:
     weakest_slice: dict[str, Any] | None
     confusion: dict[str, Any] = field(default_factory=dict)
     suite_regressions: list[dict[str, Any]] = field(default_factory=list)
+    #: How many there are; the lists above hold the first SHOWN of each, in file order.
+    totals: dict[str, int] = field(default_factory=dict)
 
 
 def build_view(result: RunResult, rows: list[dict[str, Any]]) -> ReportView:
@@ -39,15 +45,24 @@ def build_view(result: RunResult, rows: list[dict[str, Any]]) -> ReportView:
     regressions: list[dict[str, Any]] = []
     suite_regressions: list[dict[str, Any]] = []
     unparseable: list[dict[str, Any]] = []
+    totals = {"regressions": 0, "suite_regressions": 0, "unparseable": 0}
+
+    def keep(kind: str, into: list[dict[str, Any]], r: dict[str, Any]) -> None:
+        totals[kind] += 1
+        if len(into) < SHOWN:
+            base = by_key.get((r["dataset"], r["id"], "base"))
+            into.append({**r, "base_output": base["output"] if base else None})
+
     for r in rows:
         if r["model"] != "candidate":
             continue
-        base = by_key.get((r["dataset"], r["id"], "base"))
-        item = {**r, "base_output": base["output"] if base else None}
         if "regression" in r["flags"]:
-            (regressions if r["dataset"] == "gold" else suite_regressions).append(item)
+            if r["dataset"] == "gold":
+                keep("regressions", regressions, r)
+            else:
+                keep("suite_regressions", suite_regressions, r)
         if "unparseable" in r["flags"] and r["dataset"] == "gold":
-            unparseable.append(item)
+            keep("unparseable", unparseable, r)
     details = result.metric_details.get("candidate", {})
     report = details.get("report") or {}
     per_class = report.get("per_class") or {}
@@ -83,4 +98,5 @@ def build_view(result: RunResult, rows: list[dict[str, Any]]) -> ReportView:
         weakest_slice=weakest_slice,
         confusion=confusion,
         suite_regressions=suite_regressions,
+        totals=totals,
     )

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
+import gc
 import json
 import secrets
 import sqlite3
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,6 +94,23 @@ class Run:
         return md.read_text(encoding="utf-8") if md is not None and md.is_file() else str(self)
 
 
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the run, then restore it as it was.
+
+    A run allocates millions of long-lived objects (samples, generations, rows) that hold no
+    reference cycles; the collector's full passes over them cost a third of a million-sample
+    run and free nothing. Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def evaluate(
     plan: PlanLike,
     *,
@@ -165,7 +184,7 @@ async def evaluate_async(
     if limit is not None or ids is not None:
         run_id += "-smoke"
     folder = Path(out) if out is not None else loaded.root / ".heldout" / "runs" / run_id
-    with project_lock(loaded.root / ".heldout" / "run.lock"):
+    with project_lock(loaded.root / ".heldout" / "run.lock"), _cyclic_gc_paused():
         existed = folder.exists()
         _writable(folder)
         try:

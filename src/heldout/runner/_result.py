@@ -48,6 +48,7 @@ def sample_rows(
                 parsed = parse_labels(
                     texts, labels, ds.options.aliases, match=ds.options.label_match
                 )
+            columns = [(m, r.per_sample.tolist()) for m, r in results.items()]  # floats, once
             for i, s in enumerate(ds.samples):
                 g = outs[s.id]
                 flags: list[str] = []
@@ -65,7 +66,7 @@ def sample_rows(
                         "output": g.text,
                         "error": g.error,
                         "metadata": dict(s.metadata),
-                        "scores": {m: float(r.per_sample[i]) for m, r in results.items()},
+                        "scores": {m: col[i] for m, col in columns},
                         "flags": flags,
                     }
                 )
