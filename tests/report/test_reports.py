@@ -229,3 +229,41 @@ def test_long_lists_are_bounded_and_say_how_many_there_are(
     markdown = (tmp_path / "run" / "report.md").read_text()
     assert f"Top regressions (base right, candidate wrong): {expected}" in markdown
     assert run.result.verdict.status
+
+
+def test_both_parquet_builders_write_the_same_table(tmp_path: Path) -> None:
+    """Small runs build samples.parquet through pyarrow's JSON reader (no pandas import),
+    large ones from columns: the files must be identical, hostile text and nulls included."""
+    import pyarrow.parquet as pq
+
+    from heldout.results import _samples
+
+    rows = [
+        {
+            "dataset": "gold",
+            "id": f"s{i}",
+            "model": ["base", "candidate"][i % 2],
+            "input": ["<script>alert(1)</script>", 'q "uote"\n\\ é 😀', "\u2028x"][i % 3],
+            "target": [{"k": [1, None]}, "positive", None][i % 3],
+            "output": None if i % 4 == 0 else f"out {i}",
+            "error": "HTTP 500" if i % 4 == 0 else None,
+            "metadata": {},
+            "scores": {"accuracy": float(i % 2), **({"rouge1": 0.5} if i % 3 else {})},
+            "flags": ["regression", "unparseable"][: i % 3],
+        }
+        for i in range(12)
+    ]
+    tables = []
+    for columns_from in (10**9, 0):
+        folder = tmp_path / str(columns_from)
+        folder.mkdir()
+        _samples.COLUMNS_FROM = columns_from
+        try:
+            _samples.write_samples(folder, rows)
+        finally:
+            _samples.COLUMNS_FROM = 50_000
+        tables.append(pq.read_table(folder / "samples.parquet"))
+        assert read_samples(folder) == rows
+    assert tables[0].schema == tables[1].schema
+    assert tables[0].to_pylist() == tables[1].to_pylist()
+    assert tables[0].column("score_rouge1").null_count == 4
