@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -250,7 +251,7 @@ def test_stages_compose_to_what_evaluate_decides(tmp_path: Path) -> None:
         next(c for c in run.result.comparisons if c.primary).other.estimate
     )
     comparisons = compare_all(plan, datasets, scores, stats)
-    gates = gate_all(plan, datasets, gens, scores, stats)
+    gates = gate_all(plan, datasets, gens, scores, stats, comparisons.slices)
     decision = decide_run(plan, comparisons, gates, datasets)
     assert decision.verdict.status == run.status
     from heldout.plan import check_lock
@@ -297,3 +298,36 @@ def test_evaluate_pauses_the_cyclic_gc_and_restores_it(tmp_path: Path) -> None:
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+def test_slices_are_compared_once_and_the_gate_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan compares slices [lang] and gates on them: the slice gate reuses those
+    comparisons (compare_slices is not called again) and decides what recomputing would."""
+    from heldout.runner import _gates
+
+    truth = make_project(tmp_path, n=160)
+    loaded = load_plan(tmp_path / "heldout.yaml")
+    plan, stats = loaded.plan, stats_options(loaded.plan)
+    datasets = load_datasets(loaded)
+    sink = GenerationSink(tmp_path / "scratch.jsonl")
+    backends = make_backends(loaded, _backends(truth, 0.6, 0.9))
+    gens = asyncio.run(generate_all(plan, datasets, backends, cache=None, sink=sink))
+    sink.close()
+    scores = score_all(plan, datasets, gens)
+    comparisons = compare_all(plan, datasets, scores, stats)
+    assert {s.field for s in comparisons.slices} == {"lang"}
+    recomputed = gate_all(plan, datasets, gens, scores, stats)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("slices compared a second time")
+
+    monkeypatch.setattr(_gates, "compare_slices", refuse)
+    reused = gate_all(plan, datasets, gens, scores, stats, comparisons.slices)
+    assert [asdict(g) for g in reused.gates] == [asdict(g) for g in recomputed.gates]
+    assert any(g.name.startswith("slices") for g in reused.gates)
+    run = heldout.evaluate(
+        tmp_path / "heldout.yaml", backends=_backends(truth, 0.6, 0.9), out=tmp_path / "run"
+    )
+    assert [g.name for g in run.result.gates] == [g.name for g in reused.gates]

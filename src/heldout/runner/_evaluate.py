@@ -378,7 +378,7 @@ async def _run(
         progress(ProgressEvent("compare", "comparisons and guardrails"))
     t0 = time.perf_counter()
     comparisons = compare_all(plan, datasets, scores, stats)
-    gates = gate_all(plan, datasets, gens, scores, stats)
+    gates = gate_all(plan, datasets, gens, scores, stats, comparisons.slices)
     decision = decide_run(plan, comparisons, gates, datasets)
     timings["compare_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started

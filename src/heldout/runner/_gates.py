@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from typing import Any
 
 from heldout.metrics import MetricResult, get_metric
@@ -21,6 +22,7 @@ from heldout.runner._stages import DatasetComparison, Datasets, Gates, Generatio
 from heldout.stats import (
     Comparison,
     Interval,
+    SliceComparison,
     StatsOptions,
     binary_brier,
     calibration_change,
@@ -36,11 +38,17 @@ __all__ = ["calibration_gate", "gate_all", "guardrail_metric_names", "power_chec
 
 
 def gate_all(
-    plan: Plan, datasets: Datasets, gens: Generations, scores: Scores, stats: StatsOptions
+    plan: Plan,
+    datasets: Datasets,
+    gens: Generations,
+    scores: Scores,
+    stats: StatsOptions,
+    slices: Sequence[SliceComparison] = (),
 ) -> Gates:
     """One gate per guardrail (a non-inferiority check each), the comparisons behind the
     suite and metric gates, and the calibration details when a calibration guardrail could
-    be measured."""
+    be measured. ``slices``: the run's slice comparisons (``Comparisons.slices``); a slice
+    guardrail on those fields gates on them instead of comparing every slice again."""
     gold = datasets.gold
     metadata = [s.metadata for s in gold.samples]
     comparisons: list[DatasetComparison] = []
@@ -75,15 +83,23 @@ def gate_all(
             if info is not None and calibration_info is None:
                 calibration_info = info
         elif isinstance(g, SliceGuardrail):
-            per = compare_slices(
-                metadata,
-                g.slices,
-                scores.get("base", "gold", gold.spec.name),
-                scores.get("candidate", "gold", gold.spec.name),
-                gold.spec,
-                stats,
-                min_size=g.min_size,
-            )
+            done = {s.field for s in slices}
+            if set(g.slices) <= done:  # already compared: only "tiny" depends on min_size
+                per = [
+                    replace(s, tiny=s.comparison.n < g.min_size)
+                    for s in slices
+                    if s.field in g.slices
+                ]
+            else:
+                per = compare_slices(
+                    metadata,
+                    g.slices,
+                    scores.get("base", "gold", gold.spec.name),
+                    scores.get("candidate", "gold", gold.spec.name),
+                    gold.spec,
+                    stats,
+                    min_size=g.min_size,
+                )
             gates.append(
                 slice_gate(
                     f"slices {', '.join(g.slices)}",
