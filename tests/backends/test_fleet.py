@@ -203,6 +203,7 @@ def test_a_run_records_which_replica_answered_each_sample(tmp_path: Path) -> Non
   candidate: {{backend: openai, base_url: {urls}, model: c, concurrency: 4}}""",
         )
         run = heldout.evaluate(tmp_path / "heldout.yaml", root=tmp_path, out=tmp_path / "run")
+        rerun = heldout.evaluate(tmp_path / "heldout.yaml", root=tmp_path, out=tmp_path / "re")
     finally:
         for s in servers:
             s.stop()
@@ -217,3 +218,7 @@ def test_a_run_records_which_replica_answered_each_sample(tmp_path: Path) -> Non
         replicas = records[role].record["replicas"]
         assert set(replicas) == {s.base_url for s in servers}
         assert sum(r["answered"] for r in replicas.values()) == records[role].requests
+    # the client's start-up is reported apart from generation, and only when it was paid
+    assert run.result.timings["startup_base_s"] > 0
+    assert "startup_base_s" not in rerun.result.timings  # every answer came from the cache
+    assert all(m.cached == m.requests for m in rerun.result.models)

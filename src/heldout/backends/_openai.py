@@ -141,6 +141,9 @@ class OpenAIBackend:
                 )
             self._api_key = key
         self._session: Any = None
+        #: Seconds spent starting the client (importing aiohttp, the connection pool), only
+        #: paid when a request is sent; the runner reports it apart from generation.
+        self.startup_s = 0.0
         self._fleet = Fleet(spec.urls)
         self._rpm = TokenBucket(spec.requests_per_minute) if spec.requests_per_minute else None
         self._tpm = TokenBucket(spec.tokens_per_minute) if spec.tokens_per_minute else None
@@ -351,9 +354,10 @@ class OpenAIBackend:
         return {k: float(v) for k, v in tops[0].items()} if tops else None
 
     async def _session_get(self) -> Any:
-        import aiohttp
-
         if self._session is None:
+            began = time.perf_counter()
+            import aiohttp
+
             headers = {**self.spec.extra_headers, "Content-Type": "application/json"}
             if self._api_key:
                 headers["Authorization"] = f"Bearer {self._api_key}"
@@ -366,6 +370,7 @@ class OpenAIBackend:
                 ),
                 timeout=aiohttp.ClientTimeout(total=self.spec.timeout_s),
             )
+            self.startup_s += time.perf_counter() - began
         return self._session
 
     async def _one(self, req: Request) -> Generation:

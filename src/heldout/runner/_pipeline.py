@@ -224,7 +224,10 @@ async def generate_all(
                 progress=reporter(f"{role} · {ds.name}"),
             )
             gens.add(role, ds.name, outs)
-        timings[f"generate_{role}_s"] = time.perf_counter() - t_role
+        startup = float(getattr(backends[role], "startup_s", 0.0))
+        if startup:  # a client's start-up (imports, connection pool) is not generation
+            timings[f"startup_{role}_s"] = startup
+        timings[f"generate_{role}_s"] = time.perf_counter() - t_role - startup
     if plan.judge is not None:
         t_role = time.perf_counter()
         reqs = judge_requests(
