@@ -83,6 +83,21 @@ def test_lsum_lcs_walk_is_rouge_scores_on_small_alphabets() -> None:
         assert _lcs_indices(a, b) == _backtrack_norec(_lcs_table(a, b), a, b), (a, b)
 
 
+def test_single_sentence_lsum_equals_rouge_score_with_repeated_tokens() -> None:
+    """One sentence each takes the ROUGE-L shortcut: it must still be rouge-score's Lsum,
+    also where repeated tokens would make count clipping matter."""
+    rng = random.Random(12)
+    words = ["ran", "ran", "the", "the", "a", "cat", ".", "x"]
+    targets = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 30))) for _ in range(500)]
+    preds = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 30))) for _ in range(500)]
+    ours = rouge(targets, preds, ["rougeLsum"])["rougeLsum"]
+    scorer = rouge_scorer.RougeScorer(["rougeLsum"])
+    expected = np.array(
+        [tuple(scorer.score(t, p)["rougeLsum"]) for t, p in zip(targets, preds, strict=True)]
+    )
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)
+
+
 def test_registered_rouge_metric() -> None:
     r = get_metric("rougeL")(["a b c d"], ["a c d e"], options=MetricOptions())
     assert r.aggregate == pytest.approx(0.75)

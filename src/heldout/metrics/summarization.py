@@ -148,6 +148,10 @@ def _lcs_indices(ref: list[str], can: list[str], masks: dict[str, int] | None = 
 def _lsum_score(target_sents: list[list[str]], pred_sents: list[list[str]]) -> RougeScore:
     if not target_sents or not pred_sents:
         return 0.0, 0.0, 0.0
+    if len(target_sents) == len(pred_sents) == 1:
+        # one sentence each: the union LCS is one LCS, whose tokens are in both texts, so
+        # no count clips a hit and ROUGE-Lsum is ROUGE-L (its length needs no backtrack)
+        return _lcs_score(target_sents[0], pred_sents[0])
     m = sum(map(len, target_sents))
     n = sum(map(len, pred_sents))
     if not n or not m:
