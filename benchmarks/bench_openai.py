@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 BARE = r"""
 import asyncio, sys, time, aiohttp
@@ -85,6 +86,26 @@ def _bare(base_url: str, n: int, concurrency: int, code: str = BARE) -> tuple[fl
     return time.perf_counter() - t0, float(bare.stdout.strip())
 
 
+def _heldout_run(
+    bin_dir: Path, root: Path, out: str
+) -> tuple[float, dict[str, Any], dict[str, Any]]:
+    """One whole ``heldout run`` command into ``root/out``: wall time, results.json and the
+    base model's record."""
+    shutil.rmtree(root / out, ignore_errors=True)
+    t0 = time.perf_counter()
+    run = subprocess.run(
+        [str(bin_dir / "heldout"), "run", "--out", str(root / out)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - t0
+    if run.returncode not in (0, 1):
+        raise SystemExit(run.stderr)
+    result = json.loads((root / out / "results.json").read_text())
+    return wall, result, next(m for m in result["models"] if m["role"] == "base")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
@@ -125,36 +146,15 @@ stats: {{resamples: 1000}}
             for r in range(args.rounds):  # interleaved: both see the same machine load
                 bare_wall, bare_req = _bare(base_url, args.n, args.concurrency)
                 shutil.rmtree(root / ".heldout", ignore_errors=True)  # a fresh cache each round
-                shutil.rmtree(root / "run", ignore_errors=True)
-                t0 = time.perf_counter()
-                run = subprocess.run(
-                    [str(bin_dir / "heldout"), "run", "--out", str(root / "run")],
-                    cwd=root,
-                    capture_output=True,
-                    text=True,
-                )
-                heldout_wall = time.perf_counter() - t0
-                if run.returncode not in (0, 1):
-                    raise SystemExit(run.stderr)
-                result = json.loads((root / "run" / "results.json").read_text())
-                base_model = next(m for m in result["models"] if m["role"] == "base")
+                heldout_wall, result, base_model = _heldout_run(bin_dir, root, "run")
                 if base_model["requests"] != args.n or base_model["cached"] != 0:
                     raise SystemExit("the benchmark run did not send every request")
                 heldout_req = result["timings"]["generate_base_s"]
                 # the warm rerun: same plan, the cache now holds every answer
-                shutil.rmtree(root / "rerun", ignore_errors=True)
-                t0 = time.perf_counter()
-                rerun = subprocess.run(
-                    [str(bin_dir / "heldout"), "run", "--out", str(root / "rerun")],
-                    cwd=root,
-                    capture_output=True,
-                    text=True,
-                )
-                warm_walls.append(time.perf_counter() - t0)
-                warm = json.loads((root / "rerun" / "results.json").read_text())
-                warm_base = next(m for m in warm["models"] if m["role"] == "base")
-                if rerun.returncode not in (0, 1) or warm_base["cached"] != args.n:
+                warm_wall, _, warm_base = _heldout_run(bin_dir, root, "rerun")
+                if warm_base["cached"] != args.n:
                     raise SystemExit("the warm rerun did not take every answer from the cache")
+                warm_walls.append(warm_wall)
                 rows.append((bare_wall, bare_req, heldout_wall, heldout_req))
                 print(
                     f"round {r + 1}: bare aiohttp loop: whole command {bare_wall:.2f} s, "

@@ -6,7 +6,6 @@ in the middle of a run, which is what a crashed vLLM replica looks like to a cli
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from heldout.backends._openai import OpenAIBackend
 from heldout.errors import PlanError
 from heldout.plan import OpenAIModel, load_plan
 from heldout.testing import FakeOpenAIServer, ServerScript
+from tests.backends._collect import collect
 from tests.runner.test_run import make_project
 
 
@@ -30,25 +30,9 @@ def _spec(urls: list[str], **kw: object) -> OpenAIModel:
     return OpenAIModel.model_validate({"backend": "openai", "base_url": urls, "model": "m", **kw})
 
 
-def _generate(
-    backend: OpenAIBackend, requests: list[Request], after: int = 0, then: object = None
-) -> list[Generation]:
-    """Every result in arrival order; ``then()`` is called once ``after`` results arrived."""
-    out: list[Generation] = []
-
-    def on_result(g: Generation) -> None:
-        out.append(g)
-        if then is not None and len(out) == after:
-            then()  # type: ignore[operator]
-
-    async def go() -> None:
-        try:
-            await backend.generate(requests, on_result)
-        finally:
-            await backend.close()
-
-    asyncio.run(go())
-    return out
+def _kill_at(out: list[Generation], n: int, proc: subprocess.Popen[str]) -> None:
+    if len(out) == n:
+        proc.send_signal(signal.SIGKILL)
 
 
 def _server_process(delay: float) -> tuple[subprocess.Popen[str], str]:
@@ -67,7 +51,7 @@ def test_requests_go_to_the_replica_with_fewest_in_flight() -> None:
     try:
         backend = OpenAIBackend(_spec([fast.base_url, slow.base_url], concurrency=8))
         reqs = [Request(f"s{i}", f"p{i}") for i in range(300)]
-        gens = _generate(backend, reqs)
+        gens = collect(backend, reqs)
         record = backend.record["replicas"]
     finally:
         fast.stop()
@@ -97,7 +81,7 @@ def test_a_replica_killed_mid_run_loses_no_sample_and_answers_none_twice() -> No
             backoff_base_s=0.05,
         )
         reqs = [Request(f"s{i}", f"prompt number {i:05d}") for i in range(n)]
-        gens = _generate(backend, reqs, after=150, then=lambda: doomed.send_signal(signal.SIGKILL))
+        gens = collect(backend, reqs, then=lambda out: _kill_at(out, 150, doomed))
         record = backend.record
     finally:
         for proc in (doomed, survivor):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from heldout.backends._factory import make_backend  # noqa: E402
 from heldout.backends._hf import HFBackend  # noqa: E402
 from heldout.backends._ray import RayHFBackend  # noqa: E402
 from heldout.plan import HFModel  # noqa: E402
+from tests.backends._collect import collect  # noqa: E402
 from tests.backends.test_hf import WORDS, tiny  # noqa: E402, F401
 
 pytestmark = pytest.mark.slow
@@ -54,39 +54,19 @@ def _requests(n: int) -> list[Request]:
     ]
 
 
-def _gen(
-    backend: Any, reqs: list[Request], then: Callable[[list[Generation]], None] | None = None
-) -> list[Generation]:
-    out: list[Generation] = []
-
-    def on_result(g: Generation) -> None:
-        out.append(g)
-        if then is not None:
-            then(out)
-
-    async def go() -> None:
-        try:
-            await backend.generate(reqs, on_result)
-        finally:
-            await backend.close()
-
-    asyncio.run(go())
-    return out
-
-
 def test_two_actors_give_the_single_process_outputs_and_cache_key(
     tiny: Path,  # noqa: F811
     local_ray: None,
 ) -> None:
     reqs = _requests(40)
     single = HFBackend(_spec(ray=None), root=tiny)
-    expected = {g.sample_id: g.text for g in _gen(single, reqs)}
+    expected = {g.sample_id: g.text for g in collect(single, reqs)}
     backend = make_backend(_spec(), root=tiny)
     assert isinstance(backend, RayHFBackend)
     assert backend.identity() == single.identity()  # the same response cache
     assert backend.record["adapter_applied"] is True  # each actor checked the adapter
     pids = set(ray.get([a.pid.remote() for a in backend.actors]))
-    got = _gen(backend, reqs)
+    got = collect(backend, reqs)
     assert len(pids) == 2  # two processes, each with its own model
     assert Counter(g.sample_id for g in got) == Counter(r.sample_id for r in reqs)
     assert {g.sample_id: g.text for g in got} == expected
@@ -94,7 +74,7 @@ def test_two_actors_give_the_single_process_outputs_and_cache_key(
 
 def test_a_killed_actor_loses_no_finished_sample(tiny: Path, local_ray: None) -> None:  # noqa: F811
     reqs = _requests(60)
-    expected = {g.sample_id: g.text for g in _gen(HFBackend(_spec(ray=None), root=tiny), reqs)}
+    expected = {g.sample_id: g.text for g in collect(HFBackend(_spec(ray=None), root=tiny), reqs)}
     backend = RayHFBackend(_spec(), root=tiny)
     victim = backend.actors[0]
     killed: list[int] = []
@@ -104,7 +84,7 @@ def test_a_killed_actor_loses_no_finished_sample(tiny: Path, local_ray: None) ->
             killed.append(len(out))
             ray.kill(victim, no_restart=True)
 
-    got = _gen(backend, reqs, then=kill_once)
+    got = collect(backend, reqs, then=kill_once)
     assert killed
     ids = Counter(g.sample_id for g in got)
     assert set(ids) == {r.sample_id for r in reqs}
@@ -126,7 +106,7 @@ def test_when_every_actor_dies_the_rest_fail_with_the_reason(
         if len(out) == 2:
             ray.kill(backend.actors[0], no_restart=True)
 
-    got = _gen(backend, _requests(30), then=kill)
+    got = collect(backend, _requests(30), then=kill)
     assert len(got) == 30
     failed = [g for g in got if not g.ok]
     assert failed
