@@ -143,7 +143,8 @@ class RayHFBackend:
                     continue
                 for g in results:
                     on_result(Generation.from_json(g))
-            if not live:
+            if not live:  # what the dead actors still held will never come back
+                todo.extend(batch for _, batch in running.values())
                 break
             submit()
         for batch in todo:  # every actor died: what is left fails, with the reason
