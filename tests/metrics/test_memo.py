@@ -76,6 +76,6 @@ def test_span_and_rouge_families_share_and_agree(monkeypatch: pytest.MonkeyPatch
     outs = tuple(f"a cat {i % 9} sat on a mat" for i in range(100))
     types = ["rouge1", "rouge2", "rougeL", "rougeL_precision", "rougeLsum"]
     got = {n: get_metric(n)(refs, outs, options=opts) for n in types}
-    assert rouge[0] == 2  # ROUGE-N and -L together, Lsum on its own
+    assert rouge[0] == 1  # every ROUGE type from one pass
     for n in types:
         assert got[n].aggregate == get_metric(n)(list(refs), list(outs), options=opts).aggregate

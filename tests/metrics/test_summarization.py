@@ -98,6 +98,87 @@ def test_single_sentence_lsum_equals_rouge_score_with_repeated_tokens() -> None:
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("stem", [False, True])
+def test_long_texts_and_the_64_token_lane_edge_match_rouge_score(stem: bool) -> None:
+    """ROUGE-L runs on 64-bit lanes where one side has at most 64 tokens and on Python
+    integers where both are longer: lengths around 64 on either side, long texts with
+    newlines (Lsum's union LCS), repeated tokens, rouge3, all through the tuple path that
+    a run takes (shared by every registered ROUGE metric) and against rouge-score."""
+    rng = random.Random(21 + int(stem))
+    words = [*VOCAB[:8], "running", "ran"]
+
+    def text(n: int, lines: bool) -> str:
+        toks = [rng.choice(words) for _ in range(n)]
+        if lines:
+            return "\n".join(" ".join(toks[i : i + 20]) for i in range(0, n, 20))
+        return " ".join(toks)
+
+    lengths = [1, 7, 63, 64, 65, 66, 120, 200]
+    pairs = [(a, b) for a in lengths for b in lengths] * 3
+    targets = tuple(text(a, k % 3 == 0) for k, (a, _) in enumerate(pairs))
+    preds = tuple(text(b, k % 5 == 0) for k, (_, b) in enumerate(pairs))
+    types = ["rouge1", "rouge2", "rouge3", "rougeL", "rougeLsum"]
+    ours = rouge(targets, preds, types, stem=stem)
+    scorer = rouge_scorer.RougeScorer(types, use_stemmer=stem)
+    expected = [scorer.score(t, p) for t, p in zip(targets, preds, strict=True)]
+    for rt in types:
+        np.testing.assert_allclose(
+            ours[rt], [tuple(e[rt]) for e in expected], rtol=0, atol=1e-12, err_msg=rt
+        )
+    opts = MetricOptions(extra={"stem": stem})
+    for name in ("rougeL", "rougeLsum_recall", "rouge2_precision"):
+        got = get_metric(name)(targets, preds, options=opts).per_sample
+        kind, _, part = name.partition("_")
+        column = {"": 2, "precision": 0, "recall": 1}[part]
+        np.testing.assert_allclose(got, [e[kind][column] for e in expected], rtol=0, atol=1e-12)
+
+
+def test_ngram_ids_renumbered_when_packing_would_overflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Token ids are packed into one int64 per n-gram; where that would overflow they are
+    renumbered first. Forcing the renumbering on every step must not change a score."""
+    from heldout.metrics import summarization
+
+    rng = random.Random(4)
+    targets = [_text(rng) for _ in range(200)]
+    preds = [_text(rng) for _ in range(200)]
+    types = ["rouge1", "rouge2", "rouge4"]
+    before = rouge(targets, preds, types)
+    monkeypatch.setattr(summarization, "_KEY_LIMIT", 2)
+    after = rouge(targets, preds, types)
+    scorer = rouge_scorer.RougeScorer(types)
+    for rt in types:
+        np.testing.assert_array_equal(before[rt], after[rt])
+        expected = [tuple(scorer.score(t, p)[rt]) for t, p in zip(targets, preds, strict=True)]
+        np.testing.assert_allclose(after[rt], expected, rtol=0, atol=1e-12)
+
+
+def test_unsupported_claims_edge_cases() -> None:
+    """Capitalised spans behind opening punctuation, an all-lower-case summary (no spans at
+    all), non-ASCII case folding, and a source shared by two models (parsed once)."""
+    source = "the strasse near İzmir had 12 cafés. “Nova Labs” opened there."
+    claims, total = unsupported_claims("“Nova Labs” opened near İzmir, with 12 Cafés.", source)
+    assert claims["entities"] == []
+    assert claims["numbers"] == []
+    assert total > 0
+    claims, _ = unsupported_claims("(Orbit Inc) opened in 1999", source)
+    assert claims["entities"] == ["Orbit Inc"]
+    assert claims["numbers"] == ["1999"]
+    lower, _ = unsupported_claims("orbit inc opened near the straße", source)
+    assert lower["entities"] == []
+    assert ("straße",) not in lower["bigrams"]
+    assert ("inc", "opened") in lower["bigrams"]
+    sources = (source, source)
+    metric = get_metric("unsupported_rate")
+    a = metric(
+        ("x", "x"), ("Nova Labs opened", "Orbit opened"), options=MetricOptions(inputs=sources)
+    )
+    b = metric(
+        ("x", "x"), ("Orbit opened", "Nova Labs opened"), options=MetricOptions(inputs=sources)
+    )
+    assert a.per_sample.tolist() == b.per_sample.tolist()[::-1]
+    assert a.per_sample[0] == 0.0
+
+
 def test_registered_rouge_metric() -> None:
     r = get_metric("rougeL")(["a b c d"], ["a c d e"], options=MetricOptions())
     assert r.aggregate == pytest.approx(0.75)

@@ -231,6 +231,41 @@ def test_long_lists_are_bounded_and_say_how_many_there_are(
     assert run.result.verdict.status
 
 
+def test_samples_jsonl_lines_are_what_json_dumps_writes(tmp_path: Path) -> None:
+    """samples.jsonl is written from columns: each line must be byte for byte what
+    ``json.dumps(row, ensure_ascii=False)`` writes for that row, on hostile text, non-finite
+    scores, missing scores, nested targets, metadata and every flag combination."""
+    import numpy as np
+
+    from heldout.results._samples import write_samples
+    from heldout.results._table import FLAGS, SampleBlock, SampleTable
+
+    n = 40
+    nasty = ['<script>"x"</script>', "q \\ é 😀\n\t", "\u2028\x00", "", "plain"]
+    scores = np.array([0.1, float("nan"), float("inf"), -float("inf"), 1e-300, -0.0, 3.0, 2 / 3])
+    block = SampleBlock(
+        dataset="gold",
+        model="candidate",
+        ids=[nasty[i % 5] + str(i) for i in range(n)],
+        inputs=[nasty[(i + 1) % 5] for i in range(n)],
+        targets=[[{"k": nasty[i % 5]}, i, None, 1.5] if i % 2 else nasty[i % 5] for i in range(n)],
+        outputs=[None if i % 7 == 0 else nasty[(i + 2) % 5] for i in range(n)],
+        errors=["HTTP 500 \u00e9" if i % 7 == 0 else None for i in range(n)],
+        metadata=[{"lang": nasty[i % 5], "n": i} if i % 3 else {} for i in range(n)],
+        scores={"accuracy": np.resize(scores, n), 'rouge"1': np.linspace(0, 1, n)},
+        codes=np.arange(n, dtype=np.uint8) % (1 << len(FLAGS)),
+    )
+    gappy = SampleTable.from_rows(
+        [{**block.row(i), "scores": {"m": 0.5} if i % 2 else {}} for i in range(4)]
+    )
+    table = SampleTable((block, *gappy.blocks))
+    write_samples(tmp_path, table)
+    lines = (tmp_path / "samples.jsonl").read_text(encoding="utf-8").split("\n")
+    expected = [json.dumps(r, ensure_ascii=False) for r in table.rows()]
+    assert lines[:-1] == expected
+    assert lines[-1] == ""
+
+
 def test_both_parquet_builders_write_the_same_table(tmp_path: Path) -> None:
     """Small runs build samples.parquet through pyarrow's JSON reader (no pandas import),
     large ones from columns: the files must be identical, hostile text and nulls included."""

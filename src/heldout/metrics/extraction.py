@@ -126,6 +126,11 @@ def _distance(pred: Span, gold: Span) -> int:
 
 
 def scheme_counts(gold: frozenset[Span], pred: frozenset[Span], scheme: str) -> tuple[int, ...]:
+    """(correct, incorrect, partial, missed, spurious) of one sample; see :func:`_counts`."""
+    return _counts(_ordered(gold), _ordered(pred), scheme)
+
+
+def _counts(golds: Sequence[Span], preds: Sequence[Span], scheme: str) -> tuple[int, ...]:
     """(correct, incorrect, partial, missed, spurious) of one sample under a matching scheme,
     exactly as nervaluate's strategies count them (predictions and gold spans in offset
     order; each gold span used once):
@@ -135,9 +140,9 @@ def scheme_counts(gold: frozenset[Span], pred: frozenset[Span], scheme: str) -> 
     - ``partial``: same boundaries correct, overlap partial (half credit), any type;
     - ``type``: overlap and same type (the closest boundaries win), else incorrect.
     """
-    golds, matched = _ordered(gold), set()
+    matched: set[int] = set()
     cor = inc = par = spu = 0
-    for p in _ordered(pred):
+    for p in preds:
         hit = near = None
         best = None
         for j, g in enumerate(golds):
@@ -211,34 +216,48 @@ def span_scores(y_true: Sequence[Any], y_pred: Sequence[Any], options: MetricOpt
     return shared((y_true, y_pred), ("spans", scheme), lambda: _count(y_true, y_pred, scheme))
 
 
-def _count(y_true: Sequence[Any], y_pred: Sequence[Any], scheme: str) -> _Counts:
-    parsed: list[tuple[frozenset[Span], frozenset[Span]]] = []
-    unparseable = 0
-    for i, (t, p) in enumerate(zip(y_true, y_pred, strict=True)):
+def _parsed_targets(y_true: Sequence[Any]) -> list[tuple[Span, ...]]:
+    out = []
+    for i, t in enumerate(y_true):
         try:
-            gold = parse_spans(t, f"target {i}")
+            out.append(tuple(_ordered(parse_spans(t, f"target {i}"))))
         except ValueError as exc:
             raise MetricInputError(str(exc)) from None
+    return out
+
+
+def _parsed_predictions(y_pred: Sequence[Any]) -> tuple[list[tuple[Span, ...]], int]:
+    out: list[tuple[Span, ...]] = []
+    unparseable = 0
+    for i, p in enumerate(y_pred):
         if not isinstance(p, str | list):
             raise MetricInputError(f"prediction {i} is {type(p).__name__}, not text or a list")
         try:
-            pred = parse_spans(p, f"prediction {i}")
+            out.append(tuple(_ordered(parse_spans(p, f"prediction {i}"))))
         except ValueError:
-            pred = frozenset()
+            out.append(())
             unparseable += 1
-        parsed.append((gold, pred))
-    types = sorted({s.type for g, p in parsed for s in g | p})
-    n = len(parsed)
+    return out, unparseable
+
+
+def _count(y_true: Sequence[Any], y_pred: Sequence[Any], scheme: str) -> _Counts:
+    # parsed once per sequence: every scheme and every model scored on the targets share it
+    golds = shared((y_true,), "span-targets", lambda: _parsed_targets(y_true))
+    preds, unparseable = shared((y_pred,), "span-predictions", lambda: _parsed_predictions(y_pred))
+    types = sorted({s.type for spans in (*golds, *preds) for s in spans})
+    n = len(golds)
     overall = np.zeros((n, 5), dtype=np.float64)
     by_type = {t: np.zeros((n, 5), dtype=np.float64) for t in types}
-    for i, (gold, pred) in enumerate(parsed):
-        overall[i] = scheme_counts(gold, pred, scheme)
-        for t in {s.type for s in gold | pred}:
-            keep = (
-                frozenset(s for s in gold if s.type == t),
-                frozenset(s for s in pred if s.type == t),
-            )
-            by_type[t][i] = scheme_counts(*keep, scheme)
+    for i, (gold, pred) in enumerate(zip(golds, preds, strict=True)):
+        overall[i] = counts = _counts(gold, pred, scheme)
+        here = {s.type for s in gold} | {s.type for s in pred}
+        if len(here) == 1:  # one type: its spans are all of them
+            by_type[here.pop()][i] = counts
+            continue
+        for t in here:
+            keep_g = [s for s in gold if s.type == t]
+            keep_p = [s for s in pred if s.type == t]
+            by_type[t][i] = _counts(keep_g, keep_p, scheme)
     for array in (overall, *by_type.values()):  # shared by the span metrics: never mutated
         array.setflags(write=False)
     return _Counts(overall, by_type, scheme, unparseable)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
 from typing import Any
@@ -34,7 +35,7 @@ from heldout.metrics._registry import MetricOptions, MetricResult, metric
 
 __all__ = ["RougeScore", "lcs_length", "rouge", "tokenize", "unsupported_claims"]
 
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_ALNUM = re.compile(r"[a-z0-9]+")
 _VALID = re.compile(r"^[a-z0-9]+$")
 RougeScore = tuple[float, float, float]  # precision, recall, fmeasure
 
@@ -48,7 +49,8 @@ def _stemmer() -> Callable[[str], str]:
 
 def tokenize(text: str, *, stem: bool = False) -> list[str]:
     """rouge-score's tokenizer: lower case, split on non-alphanumerics, optional stemming."""
-    tokens = _NON_ALNUM.sub(" ", text.lower()).split()
+    # rouge-score replaces runs outside [a-z0-9] with spaces and splits: the runs inside
+    tokens = _ALNUM.findall(text.lower())
     if stem:
         stemmer = _stemmer()
         tokens = [stemmer(t) if len(t) > 3 else t for t in tokens]
@@ -60,18 +62,70 @@ def _fmeasure(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r > 0 else 0.0
 
 
-def _ngram_score(target: list[str], pred: list[str], n: int) -> RougeScore:
-    t: Counter[Any]
-    p: Counter[Any]
-    if n == 1:
-        t, p = Counter(target), Counter(pred)
-    else:
-        t = Counter(zip(*(target[i:] for i in range(n)), strict=False))
-        p = Counter(zip(*(pred[i:] for i in range(n)), strict=False))
-    overlap = sum((t & p).values())
-    precision = overlap / max(sum(p.values()), 1)
-    recall = overlap / max(sum(t.values()), 1)
-    return precision, recall, _fmeasure(precision, recall)
+def _ids(token_lists: Sequence[list[str]], vocab: dict[str, int]) -> tuple[Any, Any]:
+    """Token ids of every list, concatenated, and the row offsets (``len + 1`` of them)."""
+    lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+    offsets = np.zeros(len(token_lists) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = [vocab.setdefault(t, len(vocab)) for tokens in token_lists for t in tokens]
+    return np.asarray(flat, dtype=np.int64), offsets
+
+
+_KEY_LIMIT = 1 << 61  # row, n-gram and side packed into one int64 key stay below this
+
+
+def _dense(values: Any) -> tuple[Any, int]:
+    """Values renumbered 0..k-1 (equal values, equal numbers), and k."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    change = np.empty(len(values), dtype=bool)
+    change[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=change[1:])
+    out = np.empty(len(values), dtype=np.int64)
+    out[order] = np.cumsum(change) - 1
+    return out, int(change.sum())
+
+
+def _ngram_counts(ref: tuple[Any, Any], pred: tuple[Any, Any], n: int) -> tuple[Any, Any, Any]:
+    """Per pair of rows: clipped n-gram overlap, reference n-grams, predicted n-grams.
+
+    Each n-gram becomes one integer (token ids packed base ``vocabulary``, renumbered when the
+    packing would overflow), each occurrence a key ``(row, n-gram, side)``; one sort groups
+    equal n-grams of a row, and the overlap is the smaller of the two sides' counts: the same
+    ``Counter & Counter`` arithmetic as rouge-score's, for all rows at once.
+    """
+    rows = len(ref[1]) - 1
+    starts, row_of, totals = [], [], []
+    for _, offsets in (ref, pred):
+        grams = np.maximum(np.diff(offsets) - n + 1, 0)
+        row = np.repeat(np.arange(rows, dtype=np.int64), grams)
+        first = np.arange(int(grams.sum()), dtype=np.int64)
+        first -= np.repeat(np.cumsum(grams) - grams, grams)
+        starts.append(first + offsets[:-1][row])
+        row_of.append(row)
+        totals.append(grams.astype(np.float64))
+    flats = (ref[0], pred[0])
+    vocab = int(max(ref[0].max(initial=0), pred[0].max(initial=0))) + 1
+    ids = np.concatenate([f[s] for f, s in zip(flats, starts, strict=True)])
+    span = vocab
+    for k in range(1, n):
+        if span * vocab >= _KEY_LIMIT:
+            ids, span = _dense(ids)
+        ids = ids * vocab + np.concatenate([f[s + k] for f, s in zip(flats, starts, strict=True)])
+        span *= vocab
+    if 2 * max(rows, 1) * span >= _KEY_LIMIT:
+        ids, span = _dense(ids)
+    cut = len(starts[0])
+    keys = (np.concatenate(row_of) * span + ids) * 2
+    keys[cut:] += 1  # the prediction's side
+    keys.sort()
+    gram = keys >> 1
+    first = np.flatnonzero(np.r_[True, gram[1:] != gram[:-1]]) if len(keys) else keys
+    in_pred = np.add.reduceat(keys & 1, first) if len(keys) else keys
+    in_ref = np.diff(np.r_[first, len(keys)]) - in_pred
+    hit = np.minimum(in_ref, in_pred)
+    overlap = np.bincount(gram[first] // span, weights=hit, minlength=rows)
+    return overlap, totals[0], totals[1]
 
 
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
@@ -182,6 +236,113 @@ def _sentences(text: str, stem: bool) -> list[list[str]]:
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
+@dataclass(frozen=True, slots=True)
+class _References:
+    """The reference side of a ROUGE pass, shared by every model scored on the same targets:
+    one row per (sample, reference), its text and token ids (the tokens themselves are not
+    kept: a million references' token strings would cost gigabytes)."""
+
+    sample: Any  # (rows,) int64: the sample each row belongs to
+    texts: list[str]
+    vocab: dict[str, int]
+    ids: tuple[Any, Any]
+
+
+def _references(targets: Sequence[Any], stem: bool) -> _References:
+    sample: list[int] = []
+    texts: list[str] = []
+    for i, target in enumerate(targets):
+        refs = [target] if isinstance(target, str) else target
+        if (
+            not isinstance(refs, list | tuple)
+            or not refs
+            or not all(isinstance(r, str) for r in refs)
+        ):
+            raise MetricInputError(
+                f"reference {i} must be a string or a non-empty list of strings, got {target!r}"
+            )
+        sample.extend([i] * len(refs))
+        texts.extend(refs)
+    vocab: dict[str, int] = {}
+    ids = _ids([tokenize(t, stem=stem) for t in texts], vocab)
+    return _References(np.asarray(sample, dtype=np.int64), texts, vocab, ids)
+
+
+def _segments(ids: tuple[Any, Any], rows: Any) -> tuple[Any, Any]:
+    """The token ids of the chosen rows, concatenated, with their own offsets."""
+    flat, offsets = ids
+    lengths = (offsets[1:] - offsets[:-1])[rows]
+    out = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out[1:])
+    within = np.arange(int(out[-1]), dtype=np.int64) - np.repeat(out[:-1], lengths)
+    return flat[np.repeat(offsets[:-1][rows], lengths) + within], out
+
+
+def _lcs_lanes(a: tuple[Any, Any], b: tuple[Any, Any]) -> Any:
+    """LCS lengths of row pairs whose ``a`` side has 1..64 tokens: Hyyrö's bit-parallel
+    recurrence on one uint64 lane per row, all rows a step at a time over ``b``'s tokens.
+
+    ``a`` is laid out as a (rows, width) matrix; a step compares each row's next ``b`` token
+    with it and packs the equal positions into that row's match mask. Rows are ordered by
+    ``b`` length, longest first, so the rows still running are always a leading slice."""
+    (a_flat, a_off), (b_flat, b_off) = a, b
+    a_len, b_len = np.diff(a_off), np.diff(b_off)
+    order = np.argsort(-b_len, kind="stable")
+    a_len, b_len, b_start = a_len[order], b_len[order], b_off[:-1][order]
+    width = 8 * -(-int(a_len.max(initial=1)) // 8)  # bytes of the packed masks
+    rows = len(order)
+    matrix = np.full((rows, width), -1, dtype=np.int64)
+    rank = np.empty(rows, dtype=np.int64)
+    rank[order] = np.arange(rows)
+    row = np.repeat(rank, np.diff(a_off))
+    matrix[row, np.arange(len(a_flat)) - np.repeat(a_off[:-1], np.diff(a_off))] = a_flat
+    full = np.where(
+        a_len >= 64, np.uint64(2**64 - 1), (np.uint64(1) << a_len.astype(np.uint64)) - np.uint64(1)
+    ).astype(np.uint64)
+    v = full.copy()
+    packed = np.zeros((rows, 8), dtype=np.uint8)
+    # rows with more than k tokens on the b side: -len <= -(k + 1) in the ascending order
+    ends = np.searchsorted(-b_len, -np.arange(1, int(b_len.max(initial=0)) + 1), "right")
+    for k, count in enumerate(ends.tolist()):
+        token = b_flat[b_start[:count] + k]
+        hits = matrix[:count] == token[:, None]
+        packed[:count, : width // 8] = np.packbits(hits, axis=1, bitorder="little")
+        m = packed[:count].view("<u8").ravel()
+        lane = v[:count]
+        u = lane & m
+        v[:count] = ((lane + u) | (lane - u)) & full[:count]
+    out = np.empty(rows, dtype=np.int64)
+    out[order] = a_len - np.bitwise_count(v)
+    return out
+
+
+def _lcs_rows(refs: _References, pred_ids: tuple[Any, Any], preds: list[str], stem: bool) -> Any:
+    """LCS length of each row's reference and prediction. The LCS is symmetric, so the side
+    with at most 64 tokens takes the bit lane; rows where both are longer (rare in
+    summarization) run the same recurrence on Python integers."""
+    r_len, p_len = np.diff(refs.ids[1]), np.diff(pred_ids[1])
+    out = np.zeros(len(r_len), dtype=np.float64)
+    live = (r_len > 0) & (p_len > 0)
+    for lane, other, rows in (
+        (refs.ids, pred_ids, np.flatnonzero(live & (r_len <= 64))),
+        (pred_ids, refs.ids, np.flatnonzero(live & (r_len > 64) & (p_len <= 64))),
+    ):
+        if len(rows):
+            out[rows] = _lcs_lanes(_segments(lane, rows), _segments(other, rows))
+    for k in np.flatnonzero(live & (r_len > 64) & (p_len > 64)).tolist():
+        out[k] = lcs_length(tokenize(refs.texts[k], stem=stem), tokenize(preds[k], stem=stem))
+    return out
+
+
+def _scores(hits: Any, ref_total: Any, pred_total: Any) -> Any:
+    """(rows, 3) precision, recall and F-measure, with rouge-score's float operations."""
+    precision = hits / np.maximum(pred_total, 1)
+    recall = hits / np.maximum(ref_total, 1)
+    total = precision + recall
+    f = np.where(total > 0, 2 * precision * recall / np.where(total > 0, total, 1), 0.0)
+    return np.stack([precision, recall, f], axis=1)
+
+
 def rouge(
     targets: Sequence[str | Sequence[str]],
     predictions: Sequence[str],
@@ -194,6 +355,8 @@ def rouge(
     Equal to ``rouge_score.rouge_scorer.RougeScorer(rouge_types, use_stemmer=stem)``'s
     ``score`` (one reference) or ``score_multi`` (several: best F-measure, first on ties).
     Sentences for ROUGE-Lsum are separated by newlines, as in rouge-score's default.
+    The reference side (token ids) is computed once per ``targets`` tuple and
+    shared by every model scored against it.
     """
     if len(targets) != len(predictions):
         raise MetricInputError(
@@ -204,37 +367,66 @@ def rouge(
             raise MetricInputError(
                 f"unknown ROUGE type {rt!r}; use rouge1..rouge9, rougeL, rougeLsum"
             )
-    out = {rt: np.zeros((len(predictions), 3), dtype=np.float64) for rt in rouge_types}
-    need_tokens = any(rt != "rougeLsum" for rt in rouge_types)
-    for i, (target, pred) in enumerate(zip(targets, predictions, strict=True)):
+    for i, pred in enumerate(predictions):
         if not isinstance(pred, str):
             raise MetricInputError(f"prediction {i} is {type(pred).__name__}, not a string")
-        refs = [target] if isinstance(target, str) else list(target)
-        if not refs or not all(isinstance(r, str) for r in refs):
-            raise MetricInputError(
-                f"reference {i} must be a string or a non-empty list of strings, got {target!r}"
-            )
-        p_tok = tokenize(pred, stem=stem) if need_tokens else []
-        p_sents = _sentences(pred, stem) if "rougeLsum" in rouge_types else []
-        r_toks = [tokenize(r, stem=stem) for r in refs] if need_tokens else []
-        for rt in rouge_types:
-            best: RougeScore | None = None
-            for k, ref in enumerate(refs):
-                if rt == "rougeLsum":
-                    score = _lsum_score(_sentences(ref, stem), p_sents)
-                elif rt == "rougeL":
-                    score = _lcs_score(r_toks[k], p_tok)
-                else:
-                    score = _ngram_score(r_toks[k], p_tok, int(rt[5:]))
-                if best is None or score[2] > best[2]:
-                    best = score
-            assert best is not None  # refs is non-empty
-            out[rt][i] = best
+    refs = shared((targets,), ("rouge-references", stem), lambda: _references(targets, stem))
+    tokens = [tokenize(p, stem=stem) for p in predictions]
+    rows = refs.sample.tolist()
+    row_texts = (
+        list(predictions) if len(rows) == len(predictions) else [predictions[i] for i in rows]
+    )
+    pred_ids = _ids(
+        tokens if len(rows) == len(predictions) else [tokens[i] for i in rows], dict(refs.vocab)
+    )
+    del tokens
+    ref_total = np.diff(refs.ids[1]).astype(np.float64)
+    pred_total = np.diff(pred_ids[1]).astype(np.float64)
+    per_row: dict[str, Any] = {}
+    lcs = None
+    for rt in rouge_types:
+        if rt in ("rougeL", "rougeLsum") and lcs is None:
+            lcs = _scores(_lcs_rows(refs, pred_ids, row_texts, stem), ref_total, pred_total)
+        if rt == "rougeL":
+            per_row[rt] = lcs
+        elif rt == "rougeLsum":
+            per_row[rt] = _lsum_rows(refs, predictions, rows, lcs, stem)
+        else:
+            per_row[rt] = _scores(*_ngram_counts(refs.ids, pred_ids, int(rt[5:])))
+    return {
+        rt: _best_per_sample(scores, refs.sample, len(predictions))
+        for rt, scores in per_row.items()
+    }
+
+
+def _lsum_rows(
+    refs: _References, predictions: Sequence[str], rows: list[int], lcs: Any, stem: bool
+) -> Any:
+    """ROUGE-Lsum per row: where neither text has a line break, one sentence each, and that is
+    ROUGE-L (the union LCS is one LCS, whose tokens both texts hold, so no count clips a hit);
+    otherwise rouge-score's union-LCS over sentences."""
+    out = lcs.copy()
+    for k, (text, i) in enumerate(zip(refs.texts, rows, strict=True)):
+        pred = predictions[i]
+        if "\n" in text or "\n" in pred or not text or not pred:
+            out[k] = _lsum_score(_sentences(text, stem), _sentences(pred, stem))
+    return out
+
+
+def _best_per_sample(scores: Any, sample: Any, n: int) -> Any:
+    """Each sample's best row by F-measure (the first on ties), as ``score_multi``."""
+    if len(sample) == n:
+        return np.ascontiguousarray(scores)
+    out = np.zeros((n, 3), dtype=np.float64)
+    best = np.full(n, -1.0)
+    for k, i in enumerate(sample.tolist()):
+        if scores[k, 2] > best[i]:
+            best[i] = scores[k, 2]
+            out[i] = scores[k]
     return out
 
 
 _PARTS = {"precision": 0, "recall": 1, "fmeasure": 2}
-_TOKEN_TYPES = tuple(t for t in ROUGE_TYPES if t != "rougeLsum")
 
 
 def _read_only(
@@ -254,13 +446,12 @@ def _register_rouge(rouge_type: str, part: str) -> None:
             raise MetricInputError("no samples: ROUGE needs at least one")
         stem = bool(options.extra.get("stem", False))
         if isinstance(y_true, tuple) and isinstance(y_pred, tuple):
-            # a run's outputs (tuples, see _memo): ROUGE-N and ROUGE-L share one tokenisation,
-            # and each type's precision, recall and F share one pass
-            group = ("rougeLsum",) if rouge_type == "rougeLsum" else _TOKEN_TYPES
+            # a run's outputs (tuples, see _memo): every ROUGE type, each with its precision,
+            # recall and F, comes from one pass over one tokenisation
             every = shared(
                 (y_true, y_pred),
-                ("rouge", stem, group),
-                lambda: _read_only(rouge(y_true, y_pred, group, stem=stem)),
+                ("rouge", stem),
+                lambda: _read_only(rouge(y_true, y_pred, ROUGE_TYPES, stem=stem)),
             )
             scores = every[rouge_type]
         else:
@@ -289,6 +480,7 @@ for _type in ROUGE_TYPES:
 
 _EDGE_PUNCT = "\"'“”‘’()[]{}«»,;:.!?"
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _STOP = frozenset(
     """a an the and or but if of at by for with about against between into through during
@@ -304,16 +496,24 @@ _STOP = frozenset(
 def _claims(text: str) -> tuple[set[str], set[str], set[tuple[str, str]]]:
     numbers = {n.replace(",", "") for n in _NUMBER.findall(text)}
     entities: set[str] = set()
-    for sentence in re.split(r"(?<=[.!?])\s+|\n", text):
+    # a text with no upper-case letter has no capitalised span
+    for sentence in () if text.islower() else _SENTENCE.split(text):
         run: list[str] = []
         for k, raw in enumerate(sentence.split()):
-            core = raw.strip(_EDGE_PUNCT)
-            capital = (
-                bool(core)
-                and core[0].isalpha()
-                and core[0].isupper()
-                and (k > 0 or core.casefold() not in _STOP)
-            )
+            lead = raw[0]
+            if lead in _EDGE_PUNCT:
+                core = raw.strip(_EDGE_PUNCT)
+                capital = (
+                    bool(core)
+                    and core[0].isalpha()
+                    and core[0].isupper()
+                    and (k > 0 or core.casefold() not in _STOP)
+                )
+            elif lead.isupper() and lead.isalpha():  # core starts with lead
+                core = raw.strip(_EDGE_PUNCT)
+                capital = k > 0 or core.casefold() not in _STOP
+            else:
+                capital = False
             if capital:
                 run.append(core)
             if run and (not capital or raw[-1:] in _EDGE_PUNCT):
@@ -321,18 +521,38 @@ def _claims(text: str) -> tuple[set[str], set[str], set[tuple[str, str]]]:
                 run = []
         if run:
             entities.add(" ".join(run))
-    tokens = [w.casefold() for w in _WORD.findall(text)]
+    # ASCII case folding is lower-casing, which keeps every word boundary
+    tokens = (
+        _WORD.findall(text.lower())
+        if text.isascii()
+        else [w.casefold() for w in _WORD.findall(text)]
+    )
     content = [t for t in tokens if t not in _STOP]
     bigrams = set(pairwise(content))
     return numbers, entities, bigrams
 
 
-def unsupported_claims(summary: str, source: str) -> tuple[dict[str, list[Any]], int]:
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """What a summary's claims are checked against: the source's numbers and content bigrams,
+    and its text with whitespace normalised and case folded."""
+
+    numbers: set[str]
+    bigrams: set[tuple[str, str]]
+    text: str
+
+
+def _source(text: str) -> _Source:
+    numbers, _, bigrams = _claims(text)
+    return _Source(numbers, bigrams, " ".join(text.split()).casefold())
+
+
+def unsupported_claims(summary: str, source: str | _Source) -> tuple[dict[str, list[Any]], int]:
     """Numbers, capitalised spans and content bigrams of ``summary`` absent from ``source``,
     and how many such claims the summary makes in all."""
     s_num, s_ent, s_bi = _claims(summary)
-    src_num, _, src_bi = _claims(source)
-    src_text = " ".join(source.split()).casefold()
+    src = _source(source) if isinstance(source, str) else source
+    src_num, src_bi, src_text = src.numbers, src.bigrams, src.text
     return {
         "numbers": sorted(s_num - src_num),
         "entities": sorted(e for e in s_ent if e.casefold() not in src_text),
@@ -357,7 +577,9 @@ def unsupported_rate(
         raise MetricInputError("no samples: unsupported_rate needs at least one")
     values = np.zeros(len(y_pred), dtype=np.float64)
     examples: list[dict[str, Any]] = []
-    for i, (pred, src) in enumerate(zip(y_pred, sources, strict=True)):
+    # the sources are the same for every model scored on them: parsed once per run
+    parsed = shared((sources,), "summary-sources", lambda: [_source(t) for t in sources])
+    for i, (pred, src) in enumerate(zip(y_pred, parsed, strict=True)):
         if not isinstance(pred, str):
             raise MetricInputError(f"prediction {i} is {type(pred).__name__}, not a string")
         claims, total = unsupported_claims(pred, src)

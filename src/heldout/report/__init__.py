@@ -1,12 +1,12 @@
 """Reports from stored results: HTML (self-contained), Markdown (PR comment), JUnit XML."""
 
 from pathlib import Path
-from typing import Any
 
 from heldout.report._html import render_html
 from heldout.report._junit import render_junit
 from heldout.report._markdown import render_markdown
 from heldout.report._view import ReportView, build_view
+from heldout.results._table import SampleTable
 
 __all__ = [
     "ReportView",
@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 
-def write_reports(folder: Path, rows: list[dict[str, Any]] | None = None) -> dict[str, Path]:
+def write_reports(folder: Path, rows: SampleTable | None = None) -> dict[str, Path]:
     """Render every format from a run folder's stored results; never calls a model.
     ``rows``: the run's sample rows when the caller holds them (else read from the folder)."""
     from heldout.results._samples import read_samples

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from heldout.results import ComparisonRecord, GateRecord, RunResult
+from heldout.results._table import SampleBlock, SampleTable
 
 __all__ = ["SHOWN", "ReportView", "build_view", "fmt"]
 
@@ -37,32 +39,43 @@ class ReportView:
     totals: dict[str, int] = field(default_factory=dict)
 
 
-def build_view(result: RunResult, rows: list[dict[str, Any]]) -> ReportView:
+def build_view(result: RunResult, rows: SampleTable | Sequence[Mapping[str, Any]]) -> ReportView:
     """The report's content: verdict, key table, gates (failures first), then losses."""
+    table = rows if isinstance(rows, SampleTable) else SampleTable.from_rows(rows)
     order = {"fail": 0, "unresolved": 1, "pass": 2}
     gates = sorted(result.gates, key=lambda g: (order[g.status], g.name))
-    by_key = {(r["dataset"], r["id"], r["model"]): r for r in rows}
     regressions: list[dict[str, Any]] = []
     suite_regressions: list[dict[str, Any]] = []
     unparseable: list[dict[str, Any]] = []
     totals = {"regressions": 0, "suite_regressions": 0, "unparseable": 0}
+    base_of: dict[str, dict[str, tuple[SampleBlock, int]]] = {}
 
-    def keep(kind: str, into: list[dict[str, Any]], r: dict[str, Any]) -> None:
-        totals[kind] += 1
-        if len(into) < SHOWN:
-            base = by_key.get((r["dataset"], r["id"], "base"))
-            into.append({**r, "base_output": base["output"] if base else None})
+    def base_output(dataset: str, sample_id: str) -> str | None:
+        if dataset not in base_of:  # built for the datasets a listed row needs, once
+            base_of[dataset] = {
+                sid: (b, i)
+                for b in table.blocks
+                if b.dataset == dataset and b.model == "base"
+                for i, sid in enumerate(b.ids)
+            }
+        hit = base_of[dataset].get(sample_id)
+        return hit[0].outputs[hit[1]] if hit else None
 
-    for r in rows:
-        if r["model"] != "candidate":
+    def keep(kind: str, into: list[dict[str, Any]], block: SampleBlock, flag: str) -> None:
+        where = block.where(flag)
+        totals[kind] += len(where)
+        for i in where[: max(SHOWN - len(into), 0)].tolist():
+            r = block.row(i)
+            into.append({**r, "base_output": base_output(r["dataset"], r["id"])})
+
+    for block in table.blocks:
+        if block.model != "candidate":
             continue
-        if "regression" in r["flags"]:
-            if r["dataset"] == "gold":
-                keep("regressions", regressions, r)
-            else:
-                keep("suite_regressions", suite_regressions, r)
-        if "unparseable" in r["flags"] and r["dataset"] == "gold":
-            keep("unparseable", unparseable, r)
+        if block.dataset == "gold":
+            keep("regressions", regressions, block, "regression")
+            keep("unparseable", unparseable, block, "unparseable")
+        else:
+            keep("suite_regressions", suite_regressions, block, "regression")
     details = result.metric_details.get("candidate", {})
     report = details.get("report") or {}
     per_class = report.get("per_class") or {}

@@ -58,7 +58,7 @@ def gold_dataset(loaded: LoadedPlan) -> Dataset:
     if task.shape == "classification" and labels is None:
         labels = tuple(sorted({str(s.target) for s in samples}))
     options: MetricOptions = task_metric_options(
-        task, labels=labels, schema=schema, inputs=[s.input for s in samples]
+        task, labels=labels, schema=schema, inputs=tuple(s.input for s in samples)
     )
     return Dataset(
         "gold",
@@ -77,14 +77,14 @@ def suite_dataset(loaded: LoadedPlan, g: SuiteGuardrail) -> Dataset:
     labels = None
     if "classification" in spec.shapes:
         labels = tuple(sorted({str(s.target) for s in samples}))
-    options = MetricOptions(labels=labels, inputs=[s.input for s in samples])
+    options = MetricOptions(labels=labels, inputs=tuple(s.input for s in samples))
     return Dataset(f"suite:{g.suite}", path, samples, g.template, spec, options)
 
 
 def subset(ds: Dataset, samples: list[Sample]) -> Dataset:
     """The same dataset on fewer samples (a smoke run); labels and options are kept, so the
     prompts and the parsing are those of the full run."""
-    inputs = [s.input for s in samples] if ds.options.inputs is not None else None
+    inputs = tuple(s.input for s in samples) if ds.options.inputs is not None else None
     options = replace(ds.options, inputs=inputs)
     return Dataset(ds.name, ds.path, samples, ds.template, ds.spec, options)
 

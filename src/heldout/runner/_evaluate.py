@@ -30,6 +30,7 @@ from heldout.plan import LoadedPlan, LockStatus, Plan, check_lock, load_plan, pl
 from heldout.results import RunResult, VerdictRecord
 from heldout.results._samples import write_samples
 from heldout.results._store import RunStore
+from heldout.results._table import SampleTable
 from heldout.runner._datasets import read_sample_ids
 from heldout.runner._gates import gate_all
 from heldout.runner._generate import GenerationSink
@@ -50,7 +51,7 @@ from heldout.runner._pipeline import (
     score_all,
     stats_options,
 )
-from heldout.runner._result import build_result, human_labels, judge_info, sample_rows
+from heldout.runner._result import build_result, human_labels, judge_info, sample_table
 from heldout.tracking import RunHook, hooks_for
 
 __all__ = ["Run", "evaluate", "evaluate_async"]
@@ -315,7 +316,7 @@ async def _run(
     failed_as_wrong: bool,
     progress: Progress | None,
     in_memory: bool,
-) -> tuple[RunResult, list[dict[str, Any]]]:
+) -> tuple[RunResult, SampleTable]:
     plan = loaded.plan
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -371,7 +372,7 @@ async def _run(
     peers, peer_warnings = peer_agreement(plan, datasets, gens, scores)
     warnings += peer_warnings
     timings["score_s"] = time.perf_counter() - t0
-    rows = sample_rows(roles, datasets, gens, scores)
+    rows = sample_table(roles, datasets, gens, scores)
 
     await asyncio.sleep(0)
     if progress:

@@ -6,6 +6,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from heldout._version import __version__
 from heldout.judge import read_human_labels
 from heldout.metrics import get_metric
@@ -19,7 +22,7 @@ from heldout.results import (
     SmokeRecord,
     VerdictRecord,
 )
-from heldout.results._samples import flag_rows
+from heldout.results._table import FLAGS, SampleBlock, SampleTable, flag_code
 from heldout.runner._judging import judge_record, judge_summary
 from heldout.runner._pipeline import lock_warning, roles_of, stats_options
 from heldout.runner._records import comparison_record, gate_record, interval_record, json_safe
@@ -27,52 +30,63 @@ from heldout.runner._stages import Comparisons, Datasets, Decision, Gates, Gener
 from heldout.stats import StatsOptions
 from heldout.verdict import GATE_RULE
 
-__all__ = ["build_result", "human_labels", "judge_info", "sample_rows"]
+__all__ = ["build_result", "human_labels", "judge_info", "sample_table"]
 
 
-def sample_rows(
+def sample_table(
     roles: list[str], datasets: Datasets, gens: Generations, scores: Scores
-) -> list[dict[str, Any]]:
-    """One row per dataset, sample and model: output, every score, review flags."""
+) -> SampleTable:
+    """One block per dataset and model: outputs, every score, review flags (``regression``
+    and ``fix`` against the base model on the dataset's metric, the primary on the gold
+    set; for binary metrics "base right, this model wrong" and the reverse)."""
     from heldout.metrics.classification import parse_labels
 
-    rows: list[dict[str, Any]] = []
+    blocks: list[SampleBlock] = []
     for ds in datasets:
         labels = ds.options.labels
+        base: NDArray[np.float64] | None = None
+        metric = ds.spec.name
+        sign = 1.0 if get_metric(metric).higher_is_better else -1.0
         for role in roles:
             results = scores.of(role, ds.name)
             outs = gens.get(role, ds.name)
-            parsed = None
+            generations = [outs[s.id] for s in ds.samples]
+            texts = [g.text for g in generations]
+            codes = np.array([0 if g.ok else _FAILED for g in generations], dtype=np.uint8)
             if labels and "classification" in ds.spec.shapes:
-                texts = [outs[s.id].text or "" for s in ds.samples]
                 parsed = parse_labels(
-                    texts, labels, ds.options.aliases, match=ds.options.label_match
+                    [t or "" for t in texts],
+                    labels,
+                    ds.options.aliases,
+                    match=ds.options.label_match,
                 )
-            columns = [(m, r.per_sample.tolist()) for m, r in results.items()]  # floats, once
-            for i, s in enumerate(ds.samples):
-                g = outs[s.id]
-                flags: list[str] = []
-                if not g.ok:
-                    flags.append("failed")
-                if parsed is not None and parsed[i] is None:
-                    flags.append("unparseable")
-                rows.append(
-                    {
-                        "dataset": ds.name,
-                        "id": s.id,
-                        "model": role,
-                        "input": s.input,
-                        "target": s.target,
-                        "output": g.text,
-                        "error": g.error,
-                        "metadata": dict(s.metadata),
-                        "scores": {m: col[i] for m, col in columns},
-                        "flags": flags,
-                    }
+                codes |= np.array([_UNPARSEABLE * (p is None) for p in parsed], dtype=np.uint8)
+            values = {m: r.per_sample for m, r in results.items()}
+            if metric in values:
+                if role == "base":
+                    base = values[metric]
+                elif base is not None:
+                    change = sign * (values[metric] - base)
+                    codes |= np.where(change < 0, _REGRESSION, 0).astype(np.uint8)
+                    codes |= np.where(change > 0, _FIX, 0).astype(np.uint8)
+            blocks.append(
+                SampleBlock(
+                    dataset=ds.name,
+                    model=role,
+                    ids=[s.id for s in ds.samples],
+                    inputs=[s.input for s in ds.samples],
+                    targets=ds.targets,
+                    outputs=texts,
+                    errors=[g.error for g in generations],
+                    metadata=[s.metadata for s in ds.samples],
+                    scores=values,
+                    codes=codes,
                 )
-    directions = {m: get_metric(m).higher_is_better for m in scores.metric_names()}
-    flag_rows(rows, scores.primary, directions)
-    return rows
+            )
+    return SampleTable(tuple(blocks))
+
+
+_FAILED, _UNPARSEABLE, _REGRESSION, _FIX = (flag_code([f]) for f in FLAGS)
 
 
 def judge_info(
