@@ -6,8 +6,9 @@
 Each case runs ``heldout.evaluate`` in a fresh process (so peak RSS is its own) on a generated
 gold set with the ``file`` backend: classification (3 labels, base ~72% and candidate ~80%
 right, two slice fields, a slice guardrail, the default secondary metrics), extraction (typed
-text spans, span F1 with the per-type breakdown) and summarization (ROUGE-1/2/L/Lsum), all
-with 10,000 resamples. The reference is what the compare stage used to cost: an index
+text spans, span F1 with the per-type breakdown), summarization (ROUGE-1/2/L/Lsum, the case
+the scale issue names) and summarization+claims (the default secondaries, which add the
+``unsupported_rate`` faithfulness proxy), all with 10,000 resamples. The reference is what the compare stage used to cost: an index
 bootstrap of the macro-F1 delta (10,000 resamples of all n samples), timed in the same run
 for n up to ``--reference-up-to``.
 """
@@ -28,10 +29,14 @@ import numpy as np
 LABELS = ["positive", "negative", "neutral"]
 WORDS = [f"w{i}" for i in range(300)]
 TYPES = ["PER", "LOC", "ORG"]
+SHAPES = ("classification", "extraction", "summarization", "summarization+claims")
 METRIC = {"classification": "macro_f1", "extraction": "span_f1", "summarization": "rougeL"}
 
 
-def _write(root: Path, shape: str, n: int) -> None:
+def _write(root: Path, case: str, n: int) -> None:
+    """``summarization`` scores ROUGE-1/2/L/Lsum (the scale issue's case);
+    ``summarization+claims`` adds the default secondary ``unsupported_rate``."""
+    shape = case.split("+")[0]
     rng = np.random.default_rng(0)
     with (
         (root / "gold.jsonl").open("w") as gold,
@@ -80,6 +85,8 @@ def _write(root: Path, shape: str, n: int) -> None:
     extra = "guardrails:\n  - {slices: [lang], max_drop: 0.05}\nslices: [lang, level]\n"
     if shape != "classification":
         task, extra = f"{{shape: {shape}, data: gold.jsonl}}", ""
+    if case == "summarization":
+        task = task[:-1] + ", secondary_metrics: [rouge1, rouge2, rougeLsum]}"
     (root / "heldout.yaml").write_text(
         f"name: scale-{shape}\ntarget_behavior: scale\ntask: {task}\n"
         f"primary_metric: {METRIC[shape]}\nbaseline: 0.4\nsuccess_threshold: 0.45\n"
@@ -129,9 +136,7 @@ def child(shape: str, n: int, folder: Path, reference: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
-    ap.add_argument(
-        "--shapes", nargs="+", default=["classification", "extraction", "summarization"]
-    )
+    ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=SHAPES)
     ap.add_argument("--reference-up-to", type=int, default=10_000)
     ap.add_argument("--child", nargs=3, metavar=("SHAPE", "N", "FOLDER"), help=argparse.SUPPRESS)
     ap.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
@@ -140,7 +145,7 @@ def main() -> None:
         child(args.child[0], int(args.child[1]), Path(args.child[2]), args.reference)
         return
     print(
-        f"{'shape':<15}{'n':>10}{'whole':>9}{'generate':>10}{'score':>8}{'compare':>9}"
+        f"{'shape':<21}{'n':>10}{'whole':>9}{'generate':>10}{'score':>8}{'compare':>9}"
         f"{'other':>9}{'peak RSS':>11}  index bootstrap (old compare)"
     )
     for shape in args.shapes:
@@ -155,7 +160,7 @@ def main() -> None:
             ratio = f"{ref:.2f} s ({ref / m['compare_s']:.0f}x the compare stage)" if ref else "-"
             write = m["wall_s"] - m["load_s"] - m["generate_s"] - m["score_s"] - m["compare_s"]
             print(
-                f"{shape:<15}{n:>10,}{m['wall_s']:>8.1f}s{m['generate_s']:>9.1f}s"
+                f"{shape:<21}{n:>10,}{m['wall_s']:>8.1f}s{m['generate_s']:>9.1f}s"
                 f"{m['score_s']:>7.1f}s{m['compare_s']:>8.2f}s{write:>8.1f}s"
                 f"{m['rss_mb']:>8.0f} MB  {ratio}"
             )

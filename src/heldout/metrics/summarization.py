@@ -248,7 +248,8 @@ class _References:
     ids: tuple[Any, Any]
 
 
-def _references(targets: Sequence[Any], stem: bool) -> _References:
+def _reference_rows(targets: Sequence[Any]) -> tuple[list[int], list[str]]:
+    """One row per (sample, reference): the sample's index and the reference text."""
     sample: list[int] = []
     texts: list[str] = []
     for i, target in enumerate(targets):
@@ -263,6 +264,11 @@ def _references(targets: Sequence[Any], stem: bool) -> _References:
             )
         sample.extend([i] * len(refs))
         texts.extend(refs)
+    return sample, texts
+
+
+def _references(targets: Sequence[Any], stem: bool) -> _References:
+    sample, texts = _reference_rows(targets)
     vocab: dict[str, int] = {}
     ids = _ids([tokenize(t, stem=stem) for t in texts], vocab)
     return _References(np.asarray(sample, dtype=np.int64), texts, vocab, ids)
@@ -370,6 +376,17 @@ def rouge(
     for i, pred in enumerate(predictions):
         if not isinstance(pred, str):
             raise MetricInputError(f"prediction {i} is {type(pred).__name__}, not a string")
+    if all(rt == "rougeLsum" for rt in rouge_types):  # Lsum alone: sentence by sentence
+        sample, texts = _reference_rows(targets)
+        scores = np.array(
+            [
+                _lsum_score(_sentences(t, stem), _sentences(predictions[i], stem))
+                for t, i in zip(texts, sample, strict=True)
+            ],
+            dtype=np.float64,
+        ).reshape(-1, 3)
+        best = _best_per_sample(scores, np.asarray(sample), len(predictions))
+        return dict.fromkeys(rouge_types, best)
     refs = shared((targets,), ("rouge-references", stem), lambda: _references(targets, stem))
     tokens = [tokenize(p, stem=stem) for p in predictions]
     rows = refs.sample.tolist()
