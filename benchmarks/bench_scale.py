@@ -8,9 +8,9 @@ gold set with the ``file`` backend: classification (3 labels, base ~72% and cand
 right, two slice fields, a slice guardrail, the default secondary metrics), extraction (typed
 text spans, span F1 with the per-type breakdown), summarization (ROUGE-1/2/L/Lsum, the case
 the scale issue names) and summarization+claims (the default secondaries, which add the
-``unsupported_rate`` faithfulness proxy), all with 10,000 resamples. The reference is what the compare stage used to cost: an index
-bootstrap of the macro-F1 delta (10,000 resamples of all n samples), timed in the same run
-for n up to ``--reference-up-to``.
+``unsupported_rate`` faithfulness proxy), all with 10,000 resamples. The reference is what
+the compare stage used to cost: an index bootstrap of the macro-F1 delta (10,000 resamples of
+all n samples), timed in the same run for n up to ``--reference-up-to``.
 """
 
 from __future__ import annotations
