@@ -155,8 +155,13 @@ def test_the_run_log_in_ci(project: Path) -> None:
             "on this evidence)"
         )
         if columns == "60":
-            # tables and messages fit; the verdict line stays one line, whatever its length
-            assert max(len(x) for x in r.stdout.splitlines()[:-1]) <= 60
+            # tables and messages fit; the verdict line and the two paths stay one line each,
+            # whatever their length (a path broken across lines cannot be copied)
+            lines = r.stdout.splitlines()[:-1]
+            paths = [x for x in lines if x.startswith(("results: ", "report:  "))]
+            assert len(paths) == 2
+            assert all(Path(x.split(maxsplit=1)[1]).is_file() for x in paths)
+            assert max(len(x) for x in lines if x not in paths) <= 60
 
 
 def test_plain_progress_lines_are_paced() -> None:
@@ -262,3 +267,41 @@ def test_every_command_group_has_its_own_small_module() -> None:
     )
     assert max(sizes.values()) < 300, sizes
     assert re.search(r"def main\(", (folder / "_app.py").read_text())
+
+
+def test_terminal_at_80_columns_losses_first_nothing_cut_verdict_last(tmp_path: Path) -> None:
+    """At 80 columns every metric and guardrail name and every number of the comparison
+    table is printed whole (cells wrap, never cut with an ellipsis), "what got worse" comes
+    before the comparisons, and the one-line verdict is the last line."""
+    from tests.runner.test_calibration_run import _project
+
+    _project(tmp_path)
+    plan = tmp_path / "heldout.yaml"
+    # a candidate that is worse: the base's file as the reference of truth, swapped
+    plan.write_text(
+        plan.read_text()
+        .replace("base.jsonl", "TMP")
+        .replace("cand.csv", "base.jsonl")
+        .replace("TMP", "cand.csv")
+    )
+    r = cli("run", cwd=tmp_path, columns="80")
+    assert r.returncode == 1, r.stderr
+    lines = r.stdout.splitlines()
+    # the paths and the verdict are one line each (for copying and grepping); the rest fits
+    whole = [x for x in lines if not x.startswith(("results: ", "report:  ", "heldout: "))]
+    assert all(len(line) <= 80 for line in whole), max(whole, key=len)
+    assert "…" not in r.stdout
+    assert lines[-1].startswith("heldout: verdict ")
+    (folder,) = (tmp_path / ".heldout" / "runs").iterdir()
+    assert f"results: {folder / 'results.json'}" in lines
+    worse = next(i for i, x in enumerate(lines) if "what got worse" in x)
+    table = next(i for i, x in enumerate(lines) if "comparisons (losses first)" in x)
+    assert worse < table
+    result = json.loads((folder / "results.json").read_text())
+    flat = " ".join(r.stdout.replace("│", " ").split())
+    for c in result["comparisons"]:
+        assert c["metric"] in flat
+        for value in (c["base"]["estimate"], c["other"]["estimate"], c["delta"]["low"]):
+            assert f"{value:.4f}" in flat, value
+    for g in result["gates"]:
+        assert all(word in flat for word in g["name"].split())

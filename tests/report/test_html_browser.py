@@ -3,6 +3,7 @@ loads nothing remote, and the screenshot shows the verdict banner."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -73,3 +74,84 @@ def test_screenshot_shows_the_verdict_banner(hostile_report: Path, tmp_path: Pat
     assert (abs(r - 0x7D), abs(g - 0x66), abs(b - 0x08)) < (12, 12, 12)
     # and the page below is the light report background, not a blank or error page
     assert image.getpixel((600, 600)) != image.getpixel((600, 20))
+
+
+LAYOUT = r"""
+(function () {
+  var w = window.innerWidth, d = document.documentElement, outside = [];
+  document.querySelectorAll('body *').forEach(function (el) {
+    var up = el.parentElement;  // inside a table's scroll box or a chart: clipped / scaled
+    if (up && (up.closest('.scroll') || up.closest('svg'))) return;
+    var r = el.getBoundingClientRect();
+    if (r.width > 0 && (r.right > w + 1 || r.left < -1)) {
+      outside.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' ' + Math.round(r.left) + '..' + Math.round(r.right));
+    }
+  });
+  var charts = Array.prototype.map.call(document.querySelectorAll('svg'), function (s) {
+    var r = s.getBoundingClientRect();
+    return {label: s.getAttribute('aria-label'), left: r.left, right: r.right,
+            axis: s.querySelectorAll('.axis-label').length,
+            ticks: s.querySelectorAll('text').length, marks: s.querySelectorAll('circle').length};
+  });
+  var boxes = Array.prototype.map.call(document.querySelectorAll('.scroll'), function (b) {
+    return {inner: b.scrollWidth, outer: b.clientWidth, right: b.getBoundingClientRect().right};
+  });
+  return {scroll: d.scrollWidth, inner: w, outside: outside, charts: charts, boxes: boxes};
+})()
+"""
+
+
+@pytest.fixture(scope="module")
+def rich_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run with every chart: comparisons and guardrails (forest plot), slices, confusion
+    matrices, and calibration where the candidate's confidences all fall in one or two bins
+    (the case that used to draw nothing)."""
+    import heldout
+    from tests.runner.test_calibration_run import _project
+
+    root = tmp_path_factory.mktemp("rich")
+    _project(root)
+    gold = [json.loads(x) for x in (root / "gold.jsonl").read_text().splitlines()]
+    with (root / "gold.jsonl").open("w") as fh:
+        for i, row in enumerate(gold):
+            row["lang"] = ["en", "fr", "de"][i % 3]
+            row["input"] = f"msg {i} " + "a-very-long-unbroken-token" * (8 if i % 50 == 0 else 0)
+            fh.write(json.dumps(row) + "\n")
+    plan = (root / "heldout.yaml").read_text()
+    (root / "heldout.yaml").write_text(
+        plan.replace("guardrails:\n", "guardrails:\n  - {slices: [lang], max_drop: 0.1}\n")
+        + "slices: [lang]\n"
+    )
+    run = heldout.evaluate(root / "heldout.yaml", root=root, out=root / "run", cache=False)
+    return run.reports["html"]
+
+
+@pytest.mark.parametrize("width", [400, 1280])
+def test_layout_fits_the_viewport_and_every_chart_has_axes(
+    rich_report: Path, tmp_path: Path, width: int
+) -> None:
+    from PIL import Image
+
+    from heldout.testing._browser import browser, measure
+
+    assert CHROMIUM
+    shot = tmp_path / f"report-{width}.png"
+    with browser(CHROMIUM, tmp_path / "profile") as url:
+        m = measure(url, rich_report.as_uri(), width=width, script=LAYOUT, shot=shot)
+    assert m["inner"] == width
+    assert m["scroll"] <= m["inner"], m  # no horizontal overflow of the page
+    assert m["outside"] == [], m["outside"]
+    labels = {c["label"] for c in m["charts"]}
+    assert {"forest plot of deltas", "per-slice deltas with confidence intervals"} <= labels
+    assert "reliability diagram" in labels
+    for c in m["charts"]:
+        assert c["axis"] >= 1, c  # an axis title
+        assert c["ticks"] >= 5, c  # tick labels
+        assert c["left"] >= -1, c  # scaled to fit
+        assert c["right"] <= width + 1, c
+    reliability = next(c for c in m["charts"] if c["label"] == "reliability diagram")
+    assert reliability["marks"] >= 3  # both models visible, one-bin candidate included
+    assert any(b["inner"] > b["outer"] for b in m["boxes"]) == (width == 400)  # tables scroll
+    assert all(b["right"] <= width + 1 for b in m["boxes"])
+    with Image.open(shot) as image:
+        assert image.size == (width, 900)

@@ -222,12 +222,13 @@ def test_long_lists_are_bounded_and_say_how_many_there_are(
     expected = sum(t != "neutral" for t in truth.values())
     assert len(flagged) == expected > 7
     html = (tmp_path / "run" / "report.html").read_text()
-    table = html.split('<table id="regressions">', 1)[1].split("</table>", 1)[0]
+    table = html.split('<table id="regressions" data-page="50">', 1)[1].split("</table>", 1)[0]
     assert table.count("<tr>") == 1 + 7  # the header and the first 7
     assert f"Showing the first 7 of {expected} regressions" in html
-    assert f"Regressions (base right, candidate wrong): <b>{expected}</b>" in html
+    assert f"Regressions (base right, candidate wrong): gold <b>{expected}</b>" in html
     markdown = (tmp_path / "run" / "report.md").read_text()
-    assert f"Top regressions (base right, candidate wrong): {expected}" in markdown
+    assert f"- Regressions (base right, candidate wrong): gold {expected:,}" in markdown
+    assert f"#### gold set: {expected:,} (first 7)" in markdown
     assert run.result.verdict.status
 
 
@@ -302,3 +303,173 @@ def test_both_parquet_builders_write_the_same_table(tmp_path: Path) -> None:
     assert tables[0].schema == tables[1].schema
     assert tables[0].to_pylist() == tables[1].to_pylist()
     assert tables[0].column("score_rouge1").null_count == 4
+
+
+def test_losses_come_first_and_add_up_across_the_gold_set_and_suites(tmp_path: Path) -> None:
+    """A significant secondary loss and a failed suite guardrail lead the report (HTML and
+    Markdown), the comparisons are ordered losses first, and the regression counts per
+    dataset add up to the rows flagged in samples.jsonl."""
+    import heldout
+    from heldout.report import build_view
+    from heldout.report._markdown import render_markdown
+
+    result, folder = build_run(tmp_path)
+    rows = read_samples(folder)
+    view = build_view(result, rows)
+    flagged: dict[str, int] = {}
+    for r in rows:
+        if r["model"] == "candidate" and "regression" in r["flags"]:
+            flagged[r["dataset"]] = flagged.get(r["dataset"], 0) + 1
+    assert view.regression_counts == flagged
+    assert set(flagged) == {"gold", "suite:general"}
+    groups = [g for g in view.groups if g.by == "class"]
+    assert sum(g.regressions for g in groups) == flagged["gold"]
+    assert sum(g.n for g in groups) == 120
+    # make the suite a significant loss and a failed guardrail: a stricter run of the same data
+    plan = (
+        (tmp_path / "heldout.yaml")
+        .read_text()
+        .replace("max_drop: 0.05}", "max_drop: 0.0, fail_when: point}")
+    )
+    (tmp_path / "heldout.yaml").write_text(plan)
+    suite = [json.loads(x) for x in (tmp_path / "data" / "general.jsonl").read_text().splitlines()]
+    cand = {f"q{i}": "?" if i % 2 else str(i + 1) for i in range(40)}
+    base = {f"q{i}": str(i + 1) for i in range(40)}
+    gold = [json.loads(x) for x in (tmp_path / "data" / "gold.jsonl").read_text().splitlines()]
+    base |= {g["id"]: g["target"] for g in gold}
+    cand |= {g["id"]: g["target"] for g in gold}
+    from heldout.backends import MockBackend
+
+    run = heldout.evaluate(
+        tmp_path / "heldout.yaml", root=tmp_path, out=tmp_path / "strict", cache=False,
+        allow_changed_plan=True,
+        backends={"base": MockBackend("base", outputs=base), "candidate": MockBackend("c", outputs=cand)},
+    )  # fmt: skip
+    assert len(suite) == 40
+    view = build_view(run.result, read_samples(tmp_path / "strict"))
+    kinds = [x.kind for x in view.losses]
+    assert "suite" in kinds
+    first = view.comparisons[0]
+    assert first.dataset == "suite:general"  # the loss leads the table
+    assert (first.delta.high or 0) < 0
+    markdown = render_markdown(view)
+    worse = markdown.index("### What got worse")
+    assert worse < markdown.index("### Base vs candidate")
+    row = next(x for x in markdown[worse:].splitlines() if "suite:general · exact" in x)
+    assert "guardrail failed: allowed drop 0" in row  # the failed guardrail, on its suite's row
+    assert "#### suite:general: 20" in markdown
+    html = (tmp_path / "strict" / "report.html").read_text()
+    assert html.index('id="worse"') < html.index('id="comparisons"')
+    assert "significant loss" in html.split("</div>", 1)[0]  # named in the verdict banner
+
+
+def test_markdown_cuts_whole_sections_to_fit_a_github_comment(
+    run_folder: Path, monkeypatch: Any
+) -> None:
+    """Over the limit, whole sections are dropped from the end with a note: no table is cut
+    in the middle, and the verdict and what got worse always stay."""
+    from heldout.report import _markdown, build_view
+
+    result = load_run(run_folder)
+    view = build_view(result, read_samples(run_folder))
+    full = _markdown.render_markdown(view)
+    assert "cut to fit" not in full
+    limit = full.index("### Guardrails") + 200
+    monkeypatch.setattr(_markdown, "MAX_CHARS", limit)
+    cut = _markdown.render_markdown(view)
+    assert len(cut) <= limit
+    assert "### What got worse" in cut
+    assert "### Examples it gets wrong" not in cut
+    assert "section(s) cut to fit GitHub's comment limit" in cut
+    for block in cut.split("\n\n"):
+        lines = block.splitlines()
+        if lines and lines[0].startswith("|"):
+            assert all(line.startswith("|") for line in lines), block  # tables stay whole
+            assert len(lines) >= 2
+
+
+def test_diagnoses_cut_off_outputs_with_counts_and_examples(tmp_path: Path) -> None:
+    """A candidate whose answers run past max_tokens (the server cuts them and says
+    finish_reason: length, leaving the JSON open) is diagnosed with its counts and example
+    ids, in the report and in samples.jsonl's flags; the base, which answers briefly, is not."""
+    import heldout
+    from heldout.report import build_view
+    from heldout.testing import FakeOpenAIServer, ServerScript
+
+    n = 40
+    gold = [
+        {"id": f"s{i}", "input": f"extract {i}", "target": [["PER", f"name {i}"]]} for i in range(n)
+    ]
+    (tmp_path / "gold.jsonl").write_text("".join(json.dumps(g) + "\n" for g in gold))
+    brief = ServerScript(answer=lambda p: json.dumps([["PER", "name " + p.split()[-1]]]))
+    rambling = ServerScript(
+        answer=lambda p: (
+            json.dumps([["PER", "name " + p.split()[-1]]] + [["ORG", "x y z"]] * 5)
+            if int(p.split()[-1]) % 4
+            else json.dumps([["PER", "name " + p.split()[-1]]])
+        ),
+        honor_max_tokens=True,
+    )
+    with FakeOpenAIServer(brief) as base, FakeOpenAIServer(rambling) as cand:
+        (tmp_path / "heldout.yaml").write_text(
+            "name: cut\ntarget_behavior: spans\ntask: {shape: extraction, data: gold.jsonl}\n"
+            "primary_metric: span_f1\nbaseline: 0.5\nsuccess_threshold: 0.6\n"
+            "min_detectable_lift: 0.1\nmodels:\n"
+            f"  base: {{backend: openai, base_url: '{base.base_url}', model: b}}\n"
+            f"  candidate: {{backend: openai, base_url: '{cand.base_url}', model: c, "
+            "params: {max_tokens: 8}}\nstats: {resamples: 500}\n"
+        )
+        run = heldout.evaluate(tmp_path / "heldout.yaml", root=tmp_path, out=tmp_path / "run")
+    rows = read_samples(tmp_path / "run")
+    truncated = [r["id"] for r in rows if r["model"] == "candidate" and "truncated" in r["flags"]]
+    assert len(truncated) == n - n // 4  # every answer but the short ones was cut
+    assert not [r for r in rows if r["model"] == "base" and "truncated" in r["flags"]]
+    view = build_view(run.result, rows)
+    (d,) = view.diagnoses
+    assert d.dataset == "gold"
+    assert (d.candidate, d.base, d.n) == (len(truncated), 0, n)
+    assert d.examples == truncated[:5]
+    assert "max_tokens" in d.fix
+    markdown = (tmp_path / "run" / "report.md").read_text()
+    assert f"candidate {len(truncated)} of {n}, base 0" in markdown
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert 'id="diagnoses"' in html
+    assert f"<code>{truncated[0]}</code>" in html
+
+
+def test_diagnoses_need_more_cases_in_the_candidate_than_in_the_base() -> None:
+    """Refusals of safe prompts and format obsession are read off their suites: diagnosed
+    when the candidate fails at least 3 more of them than the base (and 1%), with the ids;
+    an equal failure count, or 2 more, says nothing. JSON left open counts as cut off."""
+    import numpy as np
+
+    from heldout.report._view import diagnose
+    from heldout.results._table import SampleBlock, SampleTable
+
+    def block(dataset: str, model: str, scores: list[float], outputs: list[str]) -> SampleBlock:
+        n = len(scores)
+        return SampleBlock(
+            dataset, model, [f"{dataset[-3:]}{i}" for i in range(n)], ["q"] * n, ["t"] * n,
+            outputs, [None] * n, [{}] * n, {"m": np.array(scores)}, np.zeros(n, dtype=np.uint8),
+        )  # fmt: skip
+
+    ok, bad = [1.0] * 20, [0.0] * 4 + [1.0] * 16
+    two = [0.0] * 2 + [1.0] * 18
+    table = SampleTable(
+        (
+            block("suite:over_refusal", "base", ok, ["sure"] * 20),
+            block("suite:over_refusal", "candidate", bad, ["sure"] * 20),
+            block("suite:format_obsession", "base", ok, ["prose"] * 20),
+            block("suite:format_obsession", "candidate", two, ["prose"] * 20),
+            block("gold", "base", ok, ['{"a": 1}'] * 20),
+            block("gold", "candidate", ok, ['{"a": [1, 2'] * 3 + ['{"a": 1}'] * 17),
+        )
+    )
+    found = {d.dataset: d for d in diagnose(table)}
+    assert set(found) == {"suite:over_refusal", "gold"}
+    refusal = found["suite:over_refusal"]
+    assert (refusal.candidate, refusal.base, refusal.n) == (4, 0, 20)
+    assert refusal.examples == ["sal0", "sal1", "sal2", "sal3"]
+    assert "safe questions" in refusal.fix
+    assert found["gold"].candidate == 3
+    assert "cut off" in found["gold"].symptom

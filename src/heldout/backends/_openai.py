@@ -319,6 +319,9 @@ class OpenAIBackend:
                 self.notes["malformed logprobs (ignored)"] += 1
             lp = choice_logprobs_from_top(top, req.choices) if top is not None else None
         extra: dict[str, Any] = {}
+        finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+        if isinstance(finish, str) and finish:  # "length": cut off at max_tokens
+            extra["finish_reason"] = finish[:40]
         if self.spec.logprobs:
             try:
                 tokens = self._token_logprobs(choice)

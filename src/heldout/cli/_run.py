@@ -93,8 +93,9 @@ def run_cmd(
             )
         )
     print_summary(run.result)
-    out.print(f"results: {run.folder / 'results.json'}", highlight=False)
-    out.print(f"report:  {run.reports['html']}", highlight=False)
+    # paths whole on one line (soft wrap), so that they can be copied
+    out.print(f"results: {run.folder / 'results.json'}", highlight=False, soft_wrap=True)
+    out.print(f"report:  {run.reports['html']}", highlight=False, soft_wrap=True)
     for name, where in (run.result.tracking or {}).items():
         out.print(
             f"{name}: run {where.get('run_id')} at {where.get('tracking_uri')}", highlight=False
@@ -141,12 +142,24 @@ def _num(x: float | None) -> str:
 
 def print_summary(result: RunResult) -> None:
     """Comparisons, guardrails (losses first), the judge, warnings and the verdict."""
+    from heldout.report._view import loss_order, significant_losses
+
     if result.smoke is not None:
         out.print("[bold yellow]smoke run: not a verdict[/]")
+    losses = significant_losses(result)
+    if losses:
+        worse = table("kind", "what", "change [CI]", "note", title="what got worse")
+        for x in losses:
+            ci = f"{_num(x.change)} [{_num(x.low)}, {_num(x.high)}]"
+            row(worse, x.kind, x.name, Text(ci, style="red"), x.note)
+        out.print(worse)
+    else:
+        out.print("what got worse: no significant loss", highlight=False)
     comparisons = table(
-        "dataset", "metric", "base", "candidate", "delta [CI]", "test", title="comparisons"
-    )
-    for c in result.comparisons:
+        "dataset", "metric", "base", "candidate", "delta [CI]", "test",
+        title="comparisons (losses first)",
+    )  # fmt: skip
+    for c in sorted(result.comparisons, key=loss_order):
         if c.against != "candidate":
             continue
         d = c.delta

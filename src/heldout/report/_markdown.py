@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from heldout.report._view import ReportView, fmt
 
@@ -66,88 +67,180 @@ def _code(text: object, limit: int) -> str:
     return f"{fence}{pad}{s}{pad}{fence}"
 
 
-def render_markdown(view: ReportView, *, top: int = 10) -> str:
-    """The report as Markdown, cut to stay under 65,000 characters (GitHub's comment limit)."""
-    r = view.result
-    v = r.verdict
-    status = "smoke run: not a verdict" if v.status == "smoke" else v.status
-    out = [f"## {ICON[v.status]} heldout: **{status}** — {_cell(r.plan_name)}", ""]
-    out += [f"- {_cell(reason, 600)}" for reason in v.reasons]
-    for w in [*r.warnings, *v.warnings]:
-        out.append(f"- ⚠️ {_cell(w, 600)}")
-    out += [
-        "",
-        "| dataset | metric | base | candidate | delta [95% CI] | test |",
-        "|---|---|---|---|---|---|",
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(r) + " |" for r in rows),
     ]
+
+
+def _ci(x: float | None, low: float | None, high: float | None) -> str:
+    return f"{fmt(x, signed=True)} [{fmt(low, signed=True)}, {fmt(high, signed=True)}]"
+
+
+def _losses(view: ReportView) -> list[str]:
+    out = ["### What got worse", ""]
+    if view.losses:
+        out += _table(
+            ["kind", "what", "change [CI], worse is negative", "n", "note"],
+            [
+                [x.kind, _cell(x.name), _ci(x.change, x.low, x.high), str(x.n), _cell(x.note)]
+                for x in view.losses
+            ],
+        )
+    else:
+        out.append(
+            "No significant loss: no interval of the candidate's change lies below zero and no "
+            "guardrail failed."
+        )
+    counts = view.regression_counts
+    total = sum(counts.values())
+    parts = " + ".join(f"{_cell(k)} {v:,}" for k, v in counts.items()) or "none"
+    out += ["", f"- Regressions (base right, candidate wrong): {parts}"]
+    if len(counts) > 1:
+        out[-1] += f" = **{total:,}**"
+    if view.weakest_class:
+        name, row = view.weakest_class
+        out.append(
+            f"- Weakest class: **{_cell(name)}** (F1 {row['f1']:.3f}, recall "
+            f"{row['recall']:.3f}, support {row['support']})"
+        )
+    if view.weakest_slice:
+        sl = view.weakest_slice
+        c = sl["comparison"]
+        out.append(
+            f"- Weakest slice: **{_cell(sl['field'])}={_cell(sl['value'])}** (delta "
+            f"{_ci(c.delta.estimate, c.delta.low, c.delta.high)}, n={c.n}"
+            f"{', tiny: not gated' if sl['tiny'] else ''})"
+        )
+    if view.weakest_suite:
+        c = view.weakest_suite
+        out.append(
+            f"- Weakest suite: **{_cell(c.dataset)}** ({c.metric} {fmt(c.base.estimate)} → "
+            f"{fmt(c.other.estimate)}, delta {_ci(c.delta.estimate, c.delta.low, c.delta.high)}, "
+            f"n={c.n})"
+        )
+    if view.totals.get("unparseable"):
+        out.append(f"- Unparseable candidate outputs: {view.totals['unparseable']:,}")
+    for d in view.diagnoses:
+        examples = ", ".join(_code(x, 40) for x in d.examples)
+        out.append(
+            f"- Diagnosis: **{_cell(d.symptom)}** on {_cell(d.dataset)}: candidate "
+            f"{d.candidate:,} of {d.n:,}, base {d.base:,}. Likely cause: {_cell(d.cause)}. "
+            f"Try: {_cell(d.fix)}. Examples: {examples}"
+        )
+    groups = [g for g in view.groups if g.regressions][:8]
+    if groups:
+        out += ["", "Where the regressions are:", ""]
+        out += _table(
+            ["by", "value", "regressions", "of samples"],
+            [[_cell(g.by), _cell(g.value), f"{g.regressions:,}", f"{g.n:,}"] for g in groups],
+        )
+    return out
+
+
+def _comparisons(view: ReportView) -> list[str]:
+    rows = []
     for c in view.comparisons:
         if c.against != "candidate":
             continue
         name = f"**{c.metric}**" if c.primary else c.metric
         test = c.test + (f" ({c.fixed} fixed, {c.broken} broken)" if c.fixed is not None else "")
-        out.append(
-            f"| {_cell(c.dataset)} | {name} | {fmt(c.base.estimate)} | {fmt(c.other.estimate)} "
-            f"| {fmt(c.delta.estimate, signed=True)} [{fmt(c.delta.low, signed=True)}, "
-            f"{fmt(c.delta.high, signed=True)}] | {test}, p={_p(c.p_value)} |"
+        rows.append(
+            [
+                _cell(c.dataset),
+                name,
+                fmt(c.base.estimate),
+                fmt(c.other.estimate),
+                _ci(c.delta.estimate, c.delta.low, c.delta.high),
+                f"{test}, p={_p(c.p_value)}",
+            ]
         )
-    if view.gates:
-        out += [
-            "",
-            "### Guardrails (failures first)",
-            "",
-            "| guardrail | status | change [CI] | allowed drop | n |",
-            "|---|---|---|---|---|",
+    header = ["dataset", "metric", "base", "candidate", "delta [95% CI]", "test"]
+    return ["### Base vs candidate (losses first)", "", *_table(header, rows)]
+
+
+def _gates(view: ReportView) -> list[str]:
+    if not view.gates:
+        return []
+    rows = [
+        [
+            _cell(g.name),
+            f"{ICON[g.status]} {g.status}",
+            _ci(g.change.estimate, g.change.low, g.change.high),
+            f"{g.margin:g}",
+            str(g.n),
         ]
-        for g in view.gates:
-            out.append(
-                f"| {_cell(g.name)} | {ICON[g.status]} {g.status} | "
-                f"{fmt(g.change.estimate, signed=True)} [{fmt(g.change.low, signed=True)}, "
-                f"{fmt(g.change.high, signed=True)}] | {g.margin:g} | {g.n} |"
-            )
+        for g in view.gates
+    ]
+    header = ["guardrail", "status", "change [CI]", "allowed drop", "n"]
+    return ["### Guardrails (failures first)", "", *_table(header, rows)]
+
+
+def _examples(title: str, items: list[dict[str, Any]], total: int) -> list[str]:
+    suite = any(x["dataset"] != "gold" for x in items)
+    header = (["suite"] if suite else []) + ["id", "input", "target", "base", "candidate"]
+    rows = [
+        ([_cell(x["dataset"])] if suite else [])
+        + [
+            _code(x["id"], 40),
+            _code(x["input"], 100),
+            _code(x["target"], 50),
+            _code(x["base_output"], 70),
+            _code(x["output"], 70),
+        ]
+        for x in items
+    ]
+    shown = f" (first {len(items)})" if len(items) < total else ""
+    return [f"#### {title}: {total:,}{shown}", "", *_table(header, rows)]
+
+
+def render_markdown(view: ReportView, *, top: int = 10) -> str:
+    """The report as a PR comment: verdict and every reason, what got worse (gold set and
+    suites), the comparisons losses first, the guardrails failures first and the worst
+    examples. Under GitHub's 65,536-character limit, whole sections are dropped from the end
+    with a note, never a table cut in the middle."""
+    r = view.result
+    v = r.verdict
+    status = "smoke run: not a verdict" if v.status == "smoke" else v.status
+    head = [f"## {ICON[v.status]} heldout: **{status}** — {_cell(r.plan_name)}", ""]
+    head += [f"- {_cell(reason, 600)}" for reason in v.reasons]
+    head += [f"- ⚠️ {_cell(w, 600)}" for w in [*r.warnings, *v.warnings]]
+    sections = [head, _losses(view), _comparisons(view), _gates(view)]
     if r.judge:
-        out += ["", f"**Judge:** {_cell(r.judge['description'], 600)}"]
-    losses = []
-    if view.weakest_class:
-        name, row = view.weakest_class
-        losses.append(
-            f"- weakest class: **{_cell(name)}** (F1 {row['f1']:.3f}, recall "
-            f"{row['recall']:.3f}, support {row['support']})"
-        )
-    if view.weakest_slice:
-        s = view.weakest_slice
-        c = s["comparison"]
-        losses.append(
-            f"- weakest slice: **{_cell(s['field'])}={_cell(s['value'])}** (delta "
-            f"{fmt(c.delta.estimate, signed=True)}, n={c.n}"
-            f"{', tiny: not gated' if s['tiny'] else ''})"
-        )
-    if view.unparseable:
-        losses.append(f"- unparseable candidate outputs: {view.totals['unparseable']:,}")
-    if losses or view.regressions:
-        out += ["", "### Losses", "", *losses]
+        sections.append([f"**Judge:** {_cell(r.judge['description'], 600)}"])
+    examples = ["### Examples it gets wrong (base right, candidate wrong)"]
     if view.regressions:
-        out += [
+        examples += [
             "",
-            f"Top regressions (base right, candidate wrong): {view.totals['regressions']:,}",
-            "",
-            "| id | input | target | base | candidate |",
-            "|---|---|---|---|---|",
+            *_examples("gold set", view.regressions[:top], view.totals["regressions"]),
         ]
-        for item in view.regressions[:top]:
-            out.append(
-                f"| {_code(item['id'], 40)} | {_code(item['input'], 120)} | "
-                f"{_code(item['target'], 60)} | {_code(item['base_output'], 80)} | "
-                f"{_code(item['output'], 80)} |"
-            )
-    out += [
-        "",
+    by_suite: dict[str, list[dict[str, Any]]] = {}
+    for x in view.suite_regressions:
+        by_suite.setdefault(x["dataset"], []).append(x)
+    counts = view.regression_counts
+    for suite, items in by_suite.items():
+        examples += [
+            "",
+            *_examples(suite, items[: max(3, top // 2)], counts.get(suite, len(items))),
+        ]
+    if len(examples) > 1:
+        sections.append(examples)
+    footer = [
         f"<sub>heldout {r.heldout_version} · run {r.run_id} · plan sha256 "
         f"{r.plan_sha256[:12]} · seed {r.stats.get('seed')}</sub>",
         "",
     ]
-    text = "\n".join(out)
-    if len(text) > MAX_CHARS:
-        text = (
-            text[: MAX_CHARS - 80].rsplit("\n", 1)[0] + "\n\n… (cut to fit; see the HTML report)\n"
-        )
-    return text
+    note = "*… {k} section(s) cut to fit GitHub's comment limit; the HTML report has all of it.*"
+    budget = MAX_CHARS - len("\n".join(footer)) - len(note) - 16
+    kept: list[str] = []
+    used = 0
+    for k, section in enumerate(sections):
+        text = "\n".join(section)
+        if used + len(text) + 2 > budget:
+            kept.append(note.format(k=len(sections) - k))
+            break
+        kept.append(text)
+        used += len(text) + 2
+    return "\n\n".join(kept) + "\n\n" + "\n".join(footer)

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from heldout.results import ComparisonRecord, GateRecord, RunResult
-from heldout.results._table import SampleBlock, SampleTable
+from heldout.results._table import SampleBlock, SampleTable, flag_code
 
-__all__ = ["SHOWN", "ReportView", "build_view", "fmt"]
+__all__ = [
+    "SHOWN",
+    "Breakdown",
+    "Diagnosis",
+    "Group",
+    "Loss",
+    "ReportView",
+    "build_view",
+    "diagnose",
+    "fmt",
+    "loss_order",
+    "significant_losses",
+]
+
+_TRUNCATED = flag_code(["truncated"])
 
 #: Per-sample rows a report lists per table; the rest are counted, and all of them are in
 #: samples.parquet / samples.jsonl. A million-sample run keeps a report of bounded size.
@@ -21,6 +36,60 @@ def fmt(x: float | None, digits: int = 4, signed: bool = False) -> str:
     if x is None:
         return "n/a"
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """One significant loss: the change (oriented so that negative is worse) and its CI."""
+
+    kind: str  # primary, secondary, suite, slice, calibration, judge, guardrail
+    name: str
+    change: float | None
+    low: float | None
+    high: float | None
+    n: int
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Regressions within one class, slice value or suite, out of the samples in it."""
+
+    by: str  # "class", a slice field, or "suite"
+    value: str
+    regressions: int
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """A suite's samples of one skill or constraint type."""
+
+    suite: str
+    field: str
+    value: str
+    n: int
+    base: float
+    candidate: float
+    regressions: int
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """A symptom the method names, its likely cause and fix, with the counts behind it."""
+
+    symptom: str
+    cause: str
+    fix: str
+    dataset: str
+    base: int  # samples showing the symptom, base model
+    candidate: int  # and candidate
+    n: int
+    examples: list[str]  # candidate sample ids that show it
+
+
+#: Metadata fields that name a suite sample's skill or constraint type, in order of preference.
+BREAKDOWN_FIELDS = ("skill", "constraints", "format", "language", "category", "type")
 
 
 @dataclass(slots=True)
@@ -37,6 +106,19 @@ class ReportView:
     suite_regressions: list[dict[str, Any]] = field(default_factory=list)
     #: How many there are; the lists above hold the first SHOWN of each, in file order.
     totals: dict[str, int] = field(default_factory=dict)
+    #: Every significant loss (primary, secondary, suite, slice, calibration, judge,
+    #: failed guardrail), worst first within each kind.
+    losses: list[Loss] = field(default_factory=list)
+    #: Regressions (base right, candidate wrong) per dataset: the gold set, then each suite.
+    regression_counts: dict[str, int] = field(default_factory=dict)
+    weakest_suite: ComparisonRecord | None = None
+    #: Regressions grouped by class, slice and suite, with the group's size.
+    groups: list[Group] = field(default_factory=list)
+    #: Each suite's samples by skill / constraint type: base and candidate means.
+    breakdown: list[Breakdown] = field(default_factory=list)
+    #: Symptoms with their evidence (cut-off outputs, refusals of safe prompts, format
+    #: obsession); only where the candidate shows them more than the base.
+    diagnoses: list[Diagnosis] = field(default_factory=list)
 
 
 def build_view(result: RunResult, rows: SampleTable | Sequence[Mapping[str, Any]]) -> ReportView:
@@ -100,10 +182,12 @@ def build_view(result: RunResult, rows: SampleTable | Sequence[Mapping[str, Any]
             "comparison": s.comparison,
         }
     primary = next((c for c in result.comparisons if c.primary), None)
+    cand = [c for c in result.comparisons if c.against == "candidate"]
+    suites = [c for c in cand if c.dataset != "gold"]
     return ReportView(
         result=result,
         primary=primary,
-        comparisons=list(result.comparisons),
+        comparisons=sorted(result.comparisons, key=loss_order),
         gates=gates,
         regressions=regressions,
         unparseable=unparseable,
@@ -112,4 +196,230 @@ def build_view(result: RunResult, rows: SampleTable | Sequence[Mapping[str, Any]
         confusion=confusion,
         suite_regressions=suite_regressions,
         totals=totals,
+        losses=significant_losses(result),
+        regression_counts=_regression_counts(table),
+        weakest_suite=min(suites, key=_oriented) if suites else None,
+        groups=_groups(table, sorted({s.field for s in result.slices})),
+        breakdown=_breakdown(table),
+        diagnoses=diagnose(table),
     )
+
+
+def _oriented(c: ComparisonRecord) -> float:
+    """The delta with "worse" negative, whichever way the metric points."""
+    d = c.delta.estimate or 0.0
+    return d if c.higher_is_better else -d
+
+
+def _oriented_ci(c: ComparisonRecord) -> tuple[float | None, float | None]:
+    lo, hi = c.delta.low, c.delta.high
+    if c.higher_is_better:
+        return lo, hi
+    return (None if hi is None else -hi), (None if lo is None else -lo)
+
+
+def _significant_loss(c: ComparisonRecord) -> bool:
+    return (_oriented_ci(c)[1] or 0.0) < 0
+
+
+def _significant_gain(c: ComparisonRecord) -> bool:
+    return (_oriented_ci(c)[0] or 0.0) > 0
+
+
+def loss_order(c: ComparisonRecord) -> tuple[int, int, float]:
+    """Significant losses first, then the rest, then significant gains; the candidate
+    before the reference; worst first within each."""
+    rank = 0 if _significant_loss(c) else 2 if _significant_gain(c) else 1
+    return (c.against != "candidate", rank, _oriented(c))
+
+
+def significant_losses(result: RunResult) -> list[Loss]:
+    """Every loss whose interval lies below zero (oriented), and every failed guardrail."""
+    out: list[Loss] = []
+
+    def add(kind: str, name: str, c: ComparisonRecord, note: str = "") -> None:
+        lo, hi = _oriented_ci(c)
+        out.append(Loss(kind, name, _oriented(c), lo, hi, c.n, note))
+
+    # a suite's failed guardrail is said on that suite's row, not on a second one
+    failed = {g.name: g for g in result.gates if g.status == "fail"}
+    said: set[str] = set()
+    for c in sorted(result.comparisons, key=_oriented):
+        if c.against != "candidate" or not _significant_loss(c):
+            continue
+        kind = "primary" if c.primary else "secondary" if c.dataset == "gold" else "suite"
+        gate = failed.get(f"suite {c.dataset.removeprefix('suite:')} ({c.metric})")
+        note = ""
+        if gate is not None and gate.kind == "suite":
+            said.add(gate.name)
+            note = f"guardrail failed: allowed drop {gate.margin:g}"
+        add(kind, f"{c.dataset} · {c.metric}", c, note)
+    for s in sorted(result.slices, key=lambda s: _oriented(s.comparison)):
+        if _significant_loss(s.comparison):
+            tiny = "tiny slice: reported, not gated" if s.tiny else ""
+            add("slice", f"{s.field}={s.value} · {s.comparison.metric}", s.comparison, tiny)
+    for g in result.gates:
+        if g.status == "fail" and g.name not in said:
+            kind = {"calibration": "calibration", "suite": "suite", "slice": "slice"}.get(
+                g.kind, "guardrail"
+            )
+            note = f"guardrail failed: allowed drop {g.margin:g}"
+            ch = g.change
+            out.append(Loss(kind, f"guardrail · {g.name}", ch.estimate, ch.low, ch.high, g.n, note))
+    judge = result.judge or {}
+    rate = judge.get("win_rate") or {}
+    if rate.get("high") is not None and rate["high"] < 0.5:
+        out.append(
+            Loss(
+                "judge",
+                "judge win rate of the candidate",
+                rate["estimate"] - 0.5,
+                rate["low"] - 0.5,
+                rate["high"] - 0.5,
+                int(judge.get("n") or 0),
+                "below 0.5: the judge prefers the base",
+            )
+        )
+    order = ("primary", "secondary", "suite", "slice", "calibration", "judge", "guardrail")
+    return sorted(out, key=lambda x: order.index(x.kind))
+
+
+def _regression_counts(table: SampleTable) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for b in table.blocks:
+        if b.model == "candidate":
+            counts[b.dataset] = counts.get(b.dataset, 0) + len(b.where("regression"))
+    return dict(sorted(counts.items(), key=lambda kv: (kv[0] != "gold", kv[0])))
+
+
+def _groups(table: SampleTable, slice_fields: list[str]) -> list[Group]:
+    """Gold-set regressions by class (string targets, up to 50 of them) and by each slice
+    field; suite regressions by suite. Largest share first."""
+    out: list[Group] = []
+    for b in table.blocks:
+        if b.model != "candidate":
+            continue
+        flagged = set(b.where("regression").tolist())
+        if b.dataset != "gold":
+            out.append(Group("suite", b.dataset, len(flagged), len(b)))
+            continue
+        keys: list[tuple[str, list[str]]] = []
+        if all(isinstance(t, str) for t in b.targets) and len(set(b.targets)) <= 50:
+            keys.append(("class", [str(t) for t in b.targets]))
+        for f in slice_fields:
+            keys.append((f, [str(m.get(f, "")) for m in b.metadata]))
+        for by, values in keys:
+            sizes: dict[str, list[int]] = {}
+            for i, v in enumerate(values):
+                cell = sizes.setdefault(v, [0, 0])
+                cell[1] += 1
+                cell[0] += i in flagged
+            out += [Group(by, v, r, n) for v, (r, n) in sizes.items()]
+    return sorted(out, key=lambda g: (-(g.regressions / g.n if g.n else 0), g.by, g.value))
+
+
+def _breakdown(table: SampleTable) -> list[Breakdown]:
+    """Each suite's primary score by the first skill / constraint field its samples carry."""
+    base = {b.dataset: b for b in table.blocks if b.model == "base"}
+    out: list[Breakdown] = []
+    for b in table.blocks:
+        if b.model != "candidate" or b.dataset == "gold" or b.dataset not in base:
+            continue
+        other = base[b.dataset]
+        metric = next(iter(b.scores), None)
+        if metric is None or metric not in other.scores or len(other) != len(b):
+            continue
+        name = next((f for f in BREAKDOWN_FIELDS if any(f in m for m in b.metadata)), None)
+        if name is None:
+            continue
+        flagged = set(b.where("regression").tolist())
+        cells: dict[str, list[int]] = {}
+        for i, m in enumerate(b.metadata):
+            cells.setdefault(str(m.get(name, "")), []).append(i)
+        for value, idx in sorted(cells.items()):
+            out.append(
+                Breakdown(
+                    b.dataset,
+                    name,
+                    value,
+                    len(idx),
+                    float(other.scores[metric][idx].mean()),
+                    float(b.scores[metric][idx].mean()),
+                    sum(i in flagged for i in idx),
+                )
+            )
+    return out
+
+
+def _unterminated_json(text: str | None) -> bool:
+    """Output that opens a JSON object or array and does not close it: cut off mid-answer."""
+    t = (text or "").strip()
+    if not t or t[0] not in "{[":
+        return False
+    try:
+        json.loads(t)
+    except ValueError:
+        depth = 0
+        for ch in t:  # more opened than closed (a crude count: strings may hold brackets)
+            depth += (ch in "{[") - (ch in "}]")
+        return depth > 0
+    return False
+
+
+def _count_where(block: SampleBlock, test: Any) -> list[int]:
+    return [i for i in range(len(block)) if test(block, i)]
+
+
+def diagnose(table: SampleTable) -> list[Diagnosis]:
+    """The causes the method lists for common symptoms, each with its counts and examples,
+    reported only where the candidate shows the symptom on at least 3 samples (and 1% of
+    them) more than the base does."""
+    pairs: dict[str, dict[str, SampleBlock]] = {}
+    for b in table.blocks:
+        pairs.setdefault(b.dataset, {})[b.model] = b
+    out: list[Diagnosis] = []
+
+    def add(dataset: str, symptom: str, cause: str, fix: str, test: Any) -> None:
+        models = pairs.get(dataset, {})
+        cand, base = models.get("candidate"), models.get("base")
+        if cand is None or base is None:
+            return
+        hit_c, hit_b = _count_where(cand, test), _count_where(base, test)
+        if len(hit_c) - len(hit_b) >= max(3, 0.01 * len(cand)):
+            ids = [str(cand.ids[i]) for i in hit_c[:5]]
+            out.append(
+                Diagnosis(symptom, cause, fix, dataset, len(hit_b), len(hit_c), len(cand), ids)
+            )
+
+    def cut_off(b: SampleBlock, i: int) -> bool:
+        return bool(b.codes[i] & _TRUNCATED) or _unterminated_json(b.outputs[i])
+
+    def failed_suite(b: SampleBlock, i: int) -> bool:
+        metric = next(iter(b.scores), None)
+        return metric is not None and float(b.scores[metric][i]) == 0.0
+
+    for dataset in pairs:
+        add(
+            dataset,
+            "outputs cut off (finish_reason: length, or JSON left open)",
+            "the answer needs more tokens than generation allows, or the fine-tune learned "
+            "to run on (training sequences cut at the sequence length)",
+            "raise max_tokens in the plan's generation settings, or the training sequence "
+            "length; check that training examples end with the end-of-sequence token",
+            cut_off,
+        )
+    add(
+        "suite:over_refusal",
+        "refusals up on safe prompts",
+        "the fine-tune learned to refuse requests that only sound risky",
+        "add training examples that answer similar safe questions",
+        failed_suite,
+    )
+    add(
+        "suite:format_obsession",
+        "answers in the trained format where prose was asked",
+        "format obsession: every answer comes out in the fine-tune's format",
+        "mix in training examples that ask for other formats (prose, one word, lists)",
+        failed_suite,
+    )
+    return out

@@ -2,7 +2,8 @@
 
 One row per (dataset, sample, model). ``scores`` holds every metric's per-sample value;
 ``flags`` marks what a reviewer looks for first: ``regression`` (base right, this model
-wrong on the primary metric), ``fix`` (the reverse), ``unparseable`` and ``failed``.
+wrong on the primary metric), ``fix`` (the reverse), ``unparseable``, ``failed`` and
+``truncated`` (cut off at the token limit: ``finish_reason: length``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ from numpy.typing import NDArray
 __all__ = ["FLAGS", "SampleBlock", "SampleTable", "flag_code", "flag_names"]
 
 #: The review flags in the order a row lists them; bit ``k`` of a flag code is ``FLAGS[k]``.
-FLAGS = ("failed", "unparseable", "regression", "fix")
+#: ``truncated``: the server said the output was cut off at the token limit
+#: (``finish_reason: length``).
+FLAGS = ("failed", "unparseable", "regression", "fix", "truncated")
 _BIT = {name: 1 << k for k, name in enumerate(FLAGS)}
 
 

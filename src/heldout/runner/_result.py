@@ -52,7 +52,14 @@ def sample_table(
             outs = gens.get(role, ds.name)
             generations = [outs[s.id] for s in ds.samples]
             texts = [g.text for g in generations]
-            codes = np.array([0 if g.ok else _FAILED for g in generations], dtype=np.uint8)
+            codes = np.array(
+                [
+                    (0 if g.ok else _FAILED)
+                    | (_TRUNCATED if g.extra.get("finish_reason") == "length" else 0)
+                    for g in generations
+                ],
+                dtype=np.uint8,
+            )
             if labels and "classification" in ds.spec.shapes:
                 parsed = parse_labels(
                     [t or "" for t in texts],
@@ -86,7 +93,7 @@ def sample_table(
     return SampleTable(tuple(blocks))
 
 
-_FAILED, _UNPARSEABLE, _REGRESSION, _FIX = (flag_code([f]) for f in FLAGS)
+_FAILED, _UNPARSEABLE, _REGRESSION, _FIX, _TRUNCATED = (flag_code([f]) for f in FLAGS)
 
 
 def judge_info(

@@ -55,6 +55,9 @@ class ServerScript:
     huge_bytes: int = 2_000_000
     #: Whether token log-probabilities are returned when asked (some servers ignore it).
     logprobs: bool = True
+    #: Cut each answer at the request's ``max_tokens`` (whitespace tokens) and say
+    #: ``finish_reason: length``, as a real server does; off by default.
+    honor_max_tokens: bool = False
 
 
 FAULTS = (
@@ -143,6 +146,10 @@ class FakeOpenAIServer:
             await asyncio.sleep(delay)
         text = self.script.answer(prompt)
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        if self.script.honor_max_tokens and isinstance(limit, int) and len(text.split()) > limit:
+            text = " ".join(text.split()[:limit])
+            choice["finish_reason"] = "length"
         tokens = text.split() or [text]
         token_lps = [-0.1 * (i + 1) for i in range(len(tokens))]
         if chat:
