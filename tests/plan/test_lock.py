@@ -33,7 +33,7 @@ def test_lock_contents(project: Path) -> None:
     }
     assert len(body["files"]["task.data"]["sha256"]) == 64
     assert body["locked_at"].endswith("Z")
-    assert body["unlocked"] == ["models.candidate", "models.*.ray", "tracking"]
+    assert body["unlocked"] == ["models.candidate", "models.*.ray", "tracking", "train_sample"]
     assert "candidate" not in body["plan"]["models"]
 
 

@@ -473,3 +473,20 @@ def test_diagnoses_need_more_cases_in_the_candidate_than_in_the_base() -> None:
     assert "safe questions" in refusal.fix
     assert found["gold"].candidate == 3
     assert "cut off" in found["gold"].symptom
+
+
+def test_a_judge_preferring_the_base_is_a_loss(run_folder: Path) -> None:
+    """The judge's win rate for the candidate with its whole interval below 0.5 is listed as
+    a loss (oriented: rate - 0.5); one whose interval reaches 0.5 is not."""
+    from heldout.report._view import significant_losses
+
+    result = load_run(run_folder)
+
+    def judged(low: float, high: float) -> list[str]:
+        rate = {"estimate": (low + high) / 2, "low": low, "high": high}
+        judge = {"win_rate": rate, "n": 120, "description": "pairwise"}
+        return [x.kind for x in significant_losses(result.model_copy(update={"judge": judge}))]
+
+    assert "judge" in judged(0.30, 0.45)
+    assert "judge" not in judged(0.40, 0.52)
+    assert "judge" not in [x.kind for x in significant_losses(result)]

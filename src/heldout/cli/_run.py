@@ -142,7 +142,9 @@ def _num(x: float | None) -> str:
 
 def print_summary(result: RunResult) -> None:
     """Comparisons, guardrails (losses first), the judge, warnings and the verdict."""
-    from heldout.report._view import loss_order, significant_losses
+    from rich.markup import escape
+
+    from heldout.report._view import loss_order, overfitting, significant_losses
 
     if result.smoke is not None:
         out.print("[bold yellow]smoke run: not a verdict[/]")
@@ -180,6 +182,11 @@ def print_summary(result: RunResult) -> None:
             color = {"fail": "red", "unresolved": "yellow", "pass": "green"}[g.status]
             row(gates, g.name, Text(g.status, style=color), g.description)
         out.print(gates)
+    for diag in overfitting(result):
+        out.print(
+            f"[yellow]diagnosis:[/] {escape(f'{diag.symptom}: {diag.evidence}; try {diag.fix}')}",
+            highlight=False,
+        )
     if result.judge:
         out.print(result.judge["description"], highlight=False)
     for w in result.warnings + result.verdict.warnings:

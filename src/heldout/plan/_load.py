@@ -392,6 +392,12 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
                 parts.append(int(piece) if piece.isdigit() else piece)
             add(parts, f"file not found: {rel} (paths are relative to {loaded.root})")
 
+    if plan.train_sample is not None and not loaded.resolve(plan.train_sample.data).is_file():
+        add(
+            ["train_sample", "data"],
+            f"file not found: {plan.train_sample.data} (paths are relative to {loaded.root})",
+        )
+
     if task.prompt is not None and task.template is not None:
         add(["task", "template"], "give either 'prompt' (a file) or 'template' (inline), not both")
 

@@ -33,18 +33,21 @@ __all__ = [
 
 LOCK_NAME = "heldout.lock"
 LOCK_VERSION = 1
-UNLOCKED = ("models.candidate", "models.*.ray", "tracking")
+UNLOCKED = ("models.candidate", "models.*.ray", "tracking", "train_sample")
 
 
 def canonical_plan(loaded: LoadedPlan) -> dict[str, Any]:
     """The locked content of the plan as plain JSON data: not the candidate model (made
-    after the lock), where a local model runs (Ray) nor where runs are logged (tracking)."""
+    after the lock), where a local model runs (Ray), where runs are logged (tracking), nor
+    the training rows scored for the overfitting check (training data changes between
+    rounds, and the check is reported, never gated)."""
     data = loaded.plan.model_dump(mode="json", by_alias=True)
     data["models"].pop("candidate", None)
     for spec in data["models"].values():
         if isinstance(spec, dict):
             spec.pop("ray", None)
     data.pop("tracking", None)
+    data.pop("train_sample", None)
     return data
 
 

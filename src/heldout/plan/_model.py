@@ -33,6 +33,7 @@ __all__ = [
     "SuiteGuardrail",
     "TaskSpec",
     "TrackingSpec",
+    "TrainSampleSpec",
 ]
 
 Shape = Literal["classification", "extraction", "qa", "summarization", "structured", "open"]
@@ -546,6 +547,21 @@ class StatsSpec(_Strict):
     )
 
 
+class TrainSampleSpec(_Strict):
+    """Training rows scored beside the gold set: a candidate that gains far more on rows it
+    was trained on than on held-out ones is overfitting (reported, never gated)."""
+
+    data: str = Field(description="The training file (JSONL, CSV or Parquet), e.g. train.jsonl.")
+    n: int = Field(default=200, ge=10, description="How many rows: a seeded random sample.")
+    input_field: str = Field(
+        default="input", description="Column holding the input, as the gold set's (e.g. prompt)."
+    )
+    target_field: str = Field(
+        default="target", description="Column holding the reference (e.g. completion)."
+    )
+    seed: int = Field(default=0, description="Seed of the row sample.")
+
+
 class Plan(_Strict):
     """A pre-registered evaluation plan (``heldout.yaml``)."""
 
@@ -576,4 +592,9 @@ class Plan(_Strict):
         default_factory=list,
         description="Python files (relative to the plan) or importable modules that register "
         "custom metrics with @heldout.metric, imported before the plan is checked.",
+    )
+    train_sample: TrainSampleSpec | None = Field(
+        default=None,
+        description="Training rows to score like the gold set, for the train-vs-held-out "
+        "gap (overfitting); not part of the lock, since training data changes between rounds.",
     )

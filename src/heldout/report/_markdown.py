@@ -126,9 +126,9 @@ def _losses(view: ReportView) -> list[str]:
     for d in view.diagnoses:
         examples = ", ".join(_code(x, 40) for x in d.examples)
         out.append(
-            f"- Diagnosis: **{_cell(d.symptom)}** on {_cell(d.dataset)}: candidate "
-            f"{d.candidate:,} of {d.n:,}, base {d.base:,}. Likely cause: {_cell(d.cause)}. "
-            f"Try: {_cell(d.fix)}. Examples: {examples}"
+            f"- Diagnosis: **{_cell(d.symptom)}** on {_cell(d.dataset)}: {_cell(d.evidence, 400)}. "
+            f"Likely cause: {_cell(d.cause)}. Try: {_cell(d.fix)}."
+            + (f" Examples: {examples}" if examples else "")
         )
     groups = [g for g in view.groups if g.regressions][:8]
     if groups:

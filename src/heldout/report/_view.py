@@ -21,6 +21,7 @@ __all__ = [
     "diagnose",
     "fmt",
     "loss_order",
+    "overfitting",
     "significant_losses",
 ]
 
@@ -86,6 +87,12 @@ class Diagnosis:
     candidate: int  # and candidate
     n: int
     examples: list[str]  # candidate sample ids that show it
+    #: The numbers, where they are not counts (the train-vs-held-out gap).
+    text: str = ""
+
+    @property
+    def evidence(self) -> str:
+        return self.text or (f"candidate {self.candidate:,} of {self.n:,}, base {self.base:,}")
 
 
 #: Metadata fields that name a suite sample's skill or constraint type, in order of preference.
@@ -151,7 +158,7 @@ def build_view(result: RunResult, rows: SampleTable | Sequence[Mapping[str, Any]
             into.append({**r, "base_output": base_output(r["dataset"], r["id"])})
 
     for block in table.blocks:
-        if block.model != "candidate":
+        if block.model != "candidate" or block.dataset == "train":
             continue
         if block.dataset == "gold":
             keep("regressions", regressions, block, "regression")
@@ -183,7 +190,7 @@ def build_view(result: RunResult, rows: SampleTable | Sequence[Mapping[str, Any]
         }
     primary = next((c for c in result.comparisons if c.primary), None)
     cand = [c for c in result.comparisons if c.against == "candidate"]
-    suites = [c for c in cand if c.dataset != "gold"]
+    suites = [c for c in cand if c.dataset not in ("gold", "train")]
     return ReportView(
         result=result,
         primary=primary,
@@ -201,7 +208,7 @@ def build_view(result: RunResult, rows: SampleTable | Sequence[Mapping[str, Any]
         weakest_suite=min(suites, key=_oriented) if suites else None,
         groups=_groups(table, sorted({s.field for s in result.slices})),
         breakdown=_breakdown(table),
-        diagnoses=diagnose(table),
+        diagnoses=diagnose(table) + overfitting(result),
     )
 
 
@@ -247,7 +254,11 @@ def significant_losses(result: RunResult) -> list[Loss]:
     for c in sorted(result.comparisons, key=_oriented):
         if c.against != "candidate" or not _significant_loss(c):
             continue
-        kind = "primary" if c.primary else "secondary" if c.dataset == "gold" else "suite"
+        kind = (
+            "primary"
+            if c.primary
+            else {"gold": "secondary", "train": "train"}.get(c.dataset, "suite")
+        )
         gate = failed.get(f"suite {c.dataset.removeprefix('suite:')} ({c.metric})")
         note = ""
         if gate is not None and gate.kind == "suite":
@@ -268,7 +279,7 @@ def significant_losses(result: RunResult) -> list[Loss]:
             out.append(Loss(kind, f"guardrail · {g.name}", ch.estimate, ch.low, ch.high, g.n, note))
     judge = result.judge or {}
     rate = judge.get("win_rate") or {}
-    if rate.get("high") is not None and rate["high"] < 0.5:
+    if all(rate.get(k) is not None for k in ("estimate", "low", "high")) and rate["high"] < 0.5:
         out.append(
             Loss(
                 "judge",
@@ -280,14 +291,16 @@ def significant_losses(result: RunResult) -> list[Loss]:
                 "below 0.5: the judge prefers the base",
             )
         )
-    order = ("primary", "secondary", "suite", "slice", "calibration", "judge", "guardrail")
+    order = (
+        "primary", "secondary", "suite", "slice", "calibration", "judge", "guardrail", "train"
+    )  # fmt: skip
     return sorted(out, key=lambda x: order.index(x.kind))
 
 
 def _regression_counts(table: SampleTable) -> dict[str, int]:
     counts: dict[str, int] = {}
     for b in table.blocks:
-        if b.model == "candidate":
+        if b.model == "candidate" and b.dataset != "train":
             counts[b.dataset] = counts.get(b.dataset, 0) + len(b.where("regression"))
     return dict(sorted(counts.items(), key=lambda kv: (kv[0] != "gold", kv[0])))
 
@@ -297,7 +310,7 @@ def _groups(table: SampleTable, slice_fields: list[str]) -> list[Group]:
     field; suite regressions by suite. Largest share first."""
     out: list[Group] = []
     for b in table.blocks:
-        if b.model != "candidate":
+        if b.model != "candidate" or b.dataset == "train":
             continue
         flagged = set(b.where("regression").tolist())
         if b.dataset != "gold":
@@ -323,7 +336,7 @@ def _breakdown(table: SampleTable) -> list[Breakdown]:
     base = {b.dataset: b for b in table.blocks if b.model == "base"}
     out: list[Breakdown] = []
     for b in table.blocks:
-        if b.model != "candidate" or b.dataset == "gold" or b.dataset not in base:
+        if b.model != "candidate" or b.dataset in ("gold", "train") or b.dataset not in base:
             continue
         other = base[b.dataset]
         metric = next(iter(b.scores), None)
@@ -423,3 +436,33 @@ def diagnose(table: SampleTable) -> list[Diagnosis]:
         failed_suite,
     )
     return out
+
+
+def overfitting(result: RunResult) -> list[Diagnosis]:
+    """The train-vs-held-out gap, where the plan scored a train_sample and the candidate's
+    lift on its training rows exceeds its lift on the gold set beyond doubt."""
+    o = result.overfitting
+    if o is None or not o.overfitting:
+        return []
+    t, g, e = o.train_lift, o.gold_lift, o.excess
+    text = (
+        f"lift over the base {fmt(t.estimate, signed=True)} [{fmt(t.low, signed=True)}, "
+        f"{fmt(t.high, signed=True)}] on {o.n_train:,} training rows against "
+        f"{fmt(g.estimate, signed=True)} [{fmt(g.low, signed=True)}, {fmt(g.high, signed=True)}] "
+        f"on the gold set: {fmt(e.estimate, signed=True)} more [{fmt(e.low, signed=True)}, "
+        f"{fmt(e.high, signed=True)}]"
+    )
+    return [
+        Diagnosis(
+            "a train-vs-held-out gap",
+            "overfitting: the candidate learned its training rows more than the task",
+            "fewer epochs or a lower learning rate, more varied training data, early stopping "
+            "on a held-out split",
+            "train",
+            0,
+            0,
+            o.n_train,
+            [],
+            text,
+        )
+    ]

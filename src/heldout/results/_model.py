@@ -19,6 +19,7 @@ __all__ = [
     "GateRecord",
     "IntervalRecord",
     "ModelRecord",
+    "OverfittingRecord",
     "RunResult",
     "SliceRecord",
     "VerdictRecord",
@@ -118,6 +119,19 @@ class SmokeRecord(_Model):
     sample_ids: str | None = Field(default=None, description="Where the sample ids came from.")
 
 
+class OverfittingRecord(_Model):
+    """The train-vs-held-out gap: lifts oriented so that positive is better."""
+
+    n_train: int
+    train_lift: IntervalRecord
+    gold_lift: IntervalRecord
+    excess: IntervalRecord = Field(
+        description="train_lift - gold_lift; the two samples are independent, so its interval "
+        "combines theirs (normal approximation from each interval's half-width)."
+    )
+    overfitting: bool = Field(description="The excess's whole interval lies above zero.")
+
+
 class ModelRecord(_Model):
     role: Literal["base", "candidate", "reference", "judge"]
     identity: dict[str, Any]
@@ -182,6 +196,11 @@ class RunResult(_Model):
     )
     smoke: SmokeRecord | None = Field(
         default=None, description="Set for a smoke run: its verdict is 'smoke', not a decision."
+    )
+    overfitting: OverfittingRecord | None = Field(
+        default=None,
+        description="With the plan's train_sample: the candidate's lift over the base on "
+        "training rows against its lift on the gold set; reported, never gated.",
     )
     verdict: VerdictRecord
     warnings: list[str] = Field(default_factory=list)

@@ -28,6 +28,7 @@ __all__ = [
     "secondary_metrics",
     "subset",
     "suite_dataset",
+    "train_dataset",
 ]
 
 
@@ -79,6 +80,61 @@ def suite_dataset(loaded: LoadedPlan, g: SuiteGuardrail) -> Dataset:
         labels = tuple(sorted({str(s.target) for s in samples}))
     options = MetricOptions(labels=labels, inputs=tuple(s.input for s in samples))
     return Dataset(f"suite:{g.suite}", path, samples, g.template, spec, options)
+
+
+def train_dataset(loaded: LoadedPlan, gold: Dataset) -> Dataset | None:
+    """The plan's ``train_sample``: a seeded sample of training rows, prompted and scored
+    exactly as the gold set (same template, metric and options). Rows without an id are
+    named by their line (``train-<line>``); every unreadable row is reported together."""
+    from heldout.data import iter_records
+    from heldout.errors import DataError, Problem
+
+    spec = loaded.plan.train_sample
+    if spec is None:
+        return None
+    path = loaded.resolve(spec.data)
+    problems: list[Problem] = []
+    rows: list[Sample] = []
+    for k, (where, rec) in enumerate(iter_records(path)):
+        if isinstance(rec, Problem):
+            problems.append(rec)
+            continue
+        text, target = rec.get(spec.input_field), rec.get(spec.target_field)
+        if not isinstance(text, str) or not text.strip():
+            problems.append(
+                Problem(
+                    f"{where}: field {spec.input_field!r}",
+                    "no input text; set train_sample.input_field to the column holding it",
+                )
+            )
+            continue
+        if target is None:
+            problems.append(
+                Problem(
+                    f"{where}: field {spec.target_field!r}",
+                    "no reference; set train_sample.target_field to the column holding it",
+                )
+            )
+            continue
+        sid = rec.get("id")
+        sid = str(sid) if isinstance(sid, str | int) and not isinstance(sid, bool) else None
+        meta = {
+            key: v for key, v in rec.items() if key not in (spec.input_field, spec.target_field)
+        }
+        rows.append(Sample(id=f"train-{sid or k + 1}", input=text, target=target, metadata=meta))
+    if problems:
+        raise DataError(problems[:50], source=str(path), more=max(0, len(problems) - 50))
+    if not rows:
+        raise DataError([Problem(str(path), "no training rows; train_sample needs some")])
+    seen: set[str] = set()
+    for row in rows:
+        if row.id in seen:
+            raise DataError([Problem(str(path), f"duplicate id {row.id!r}; ids must be unique")])
+        seen.add(row.id)
+    rng = np.random.default_rng(spec.seed)
+    keep = np.sort(rng.choice(len(rows), size=min(spec.n, len(rows)), replace=False))
+    chosen = [rows[i] for i in keep.tolist()]
+    return subset(replace(gold, name="train", path=path, samples=chosen), chosen)
 
 
 def subset(ds: Dataset, samples: list[Sample]) -> Dataset:

@@ -40,6 +40,7 @@ from heldout.runner._datasets import (
     secondary_metrics,
     subset,
     suite_dataset,
+    train_dataset,
 )
 from heldout.runner._gates import guardrail_metric_names, power_check
 from heldout.runner._generate import GenerationSink, generate_async
@@ -125,8 +126,9 @@ def load_datasets(
     suites = [
         suite_dataset(loaded, g) for g in loaded.plan.guardrails if isinstance(g, SuiteGuardrail)
     ]
+    train = train_dataset(loaded, gold)
     if limit is None and sample_ids is None:
-        return Datasets(gold, tuple(suites))
+        return Datasets(gold, tuple(suites), train=train)
     total = len(gold.samples)
     chosen = gold.samples
     if sample_ids is not None:
@@ -148,6 +150,7 @@ def load_datasets(
         subset(gold, chosen),
         tuple(subset(ds, ds.samples[:cut]) for ds in suites),
         smoke,
+        None if train is None else subset(train, train.samples[:cut]),
     )
 
 
@@ -422,7 +425,15 @@ def compare_all(plan: Plan, datasets: Datasets, scores: Scores, stats: StatsOpti
     if plan.slices:
         metadata = [s.metadata for s in gold.samples]
         slices = tuple(compare_slices(metadata, plan.slices, base, cand, gold.spec, stats))
-    return Comparisons(primary, secondary, reference, ceiling, slices)
+    train = None
+    if datasets.train is not None:
+        train = compare(
+            scores.get("base", "train", name),
+            scores.get("candidate", "train", name),
+            gold.spec,
+            stats,
+        )
+    return Comparisons(primary, secondary, reference, ceiling, slices, train)
 
 
 # -- decision -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from heldout.results import (
     CeilingRecord,
     DatasetRecord,
     ModelRecord,
+    OverfittingRecord,
     RunResult,
     SliceRecord,
     SmokeRecord,
@@ -27,7 +29,7 @@ from heldout.runner._judging import judge_record, judge_summary
 from heldout.runner._pipeline import lock_warning, roles_of, stats_options
 from heldout.runner._records import comparison_record, gate_record, interval_record, json_safe
 from heldout.runner._stages import Comparisons, Datasets, Decision, Gates, Generations, Scores
-from heldout.stats import StatsOptions
+from heldout.stats import Comparison, Interval, StatsOptions
 from heldout.verdict import GATE_RULE
 
 __all__ = ["build_result", "human_labels", "judge_info", "sample_table"]
@@ -160,7 +162,9 @@ def build_result(
         )
     v = decision.verdict
     smoke = datasets.smoke
+    train = comparisons.train
     return RunResult(
+        overfitting=None if train is None else overfitting_record(train, comparisons.primary),
         heldout_version=__version__,
         run_id=run_id,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -226,4 +230,24 @@ def build_result(
         ),
         warnings=[w for w in (lock_warning(lock),) if w] + warnings + list(decision.warnings),
         timings=timings,
+    )
+
+
+def overfitting_record(train: Comparison, gold: Comparison) -> OverfittingRecord:
+    """The candidate's lift on its training rows minus its lift on the gold set. The two
+    lifts come from different samples, so their difference's interval is the normal one with
+    each interval's half-width turned back into a standard error."""
+    from heldout.stats._special import norm_ppf
+
+    t, g = train.improvement, gold.improvement
+    z = norm_ppf(0.5 + t.confidence / 2)
+    se = math.hypot((t.high - t.low) / (2 * z), (g.high - g.low) / (2 * z))
+    d = t.estimate - g.estimate
+    excess = Interval(d, d - z * se, d + z * se, t.confidence, "difference of independent lifts")
+    return OverfittingRecord(
+        n_train=train.n,
+        train_lift=interval_record(t),
+        gold_lift=interval_record(g),
+        excess=interval_record(excess),
+        overfitting=bool(excess.low > 0),
     )

@@ -56,15 +56,20 @@ class Smoke:
 
 @dataclass(frozen=True, slots=True)
 class Datasets:
-    """What is evaluated: the gold set first, then one dataset per suite guardrail."""
+    """What is evaluated: the gold set first, then one dataset per suite guardrail, then the
+    training rows of ``train_sample``."""
 
     gold: Dataset
     suites: tuple[Dataset, ...] = ()
     smoke: Smoke | None = None
+    #: The plan's train_sample, scored like the gold set (the overfitting check).
+    train: Dataset | None = None
 
     def __iter__(self) -> Iterator[Dataset]:
         yield self.gold
         yield from self.suites
+        if self.train is not None:
+            yield self.train
 
     def get(self, name: str) -> Dataset:
         for ds in self:
@@ -137,12 +142,16 @@ class Comparisons:
     reference: Comparison | None = None
     ceiling: Ceiling | None = None
     slices: tuple[SliceComparison, ...] = ()
+    #: The primary metric on the plan's train_sample rows (the overfitting check).
+    train: Comparison | None = None
 
     def listed(self) -> list[DatasetComparison]:
         out = [DatasetComparison("gold", self.primary, primary=True)]
         out += [DatasetComparison("gold", c) for c in self.secondary]
         if self.reference is not None:
             out.append(DatasetComparison("gold", self.reference, against="reference"))
+        if self.train is not None:
+            out.append(DatasetComparison("train", self.train))
         return out
 
 
