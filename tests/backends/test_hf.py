@@ -128,13 +128,13 @@ def test_batches_are_cut_by_length_and_outputs_equal_one_at_a_time(
     reqs = [Request(f"s{i}", p) for i, p in enumerate(prompts)]
     backend = HFBackend(_spec(batch_size=4), root=tiny)
     seen: list[list[str]] = []
-    real = backend.generate_texts
+    real = backend.generate_batch
 
-    def spy(batch: list[str]) -> list[str]:
+    def spy(batch: list[str]) -> list[tuple[str, str]]:
         seen.append(list(batch))
         return real(batch)
 
-    monkeypatch.setattr(backend, "generate_texts", spy)
+    monkeypatch.setattr(backend, "generate_batch", spy)
     batched = _gen(backend, reqs)
     lengths = [[len(p.split()) for p in batch] for batch in seen]
     flat = [n for batch in lengths for n in batch]
@@ -156,3 +156,26 @@ def test_stop_strings_end_rows_early_and_keep_the_same_text(tiny: Path) -> None:
         text = g.text or ""
         cut = text[: text.find(word)] if word in text else text
         assert stopped[sid].text == cut
+
+
+def test_finish_reason_says_whether_the_model_would_have_gone_on(tiny: Path) -> None:
+    """``length`` exactly where one more allowed token changes the text (the model was cut
+    off), ``stop`` where it does not (it ended, or hit a stop string): the same finish_reason
+    an OpenAI-compatible server reports, checked against generation itself."""
+    reqs = [Request(f"s{i}", p) for i, p in enumerate(PROMPTS)]
+    at = {
+        k: _gen(HFBackend(_spec(batch_size=1, params={"max_tokens": k}), root=tiny), reqs)
+        for k in (6, 7)
+    }
+    reasons = {sid: g.extra["finish_reason"] for sid, g in at[6].items()}
+    assert set(reasons.values()) <= {"length", "stop"}
+    for sid, why in reasons.items():
+        went_on = at[7][sid].text != at[6][sid].text
+        assert went_on == (why == "length"), (sid, why, at[6][sid].text, at[7][sid].text)
+    word = next(w for g in at[6].values() for w in (g.text or "").split()[1:])
+    stopped = _gen(
+        HFBackend(_spec(batch_size=1, params={"max_tokens": 6, "stop": [word]}), root=tiny), reqs
+    )
+    for sid, g in stopped.items():
+        if word in (at[6][sid].text or ""):
+            assert g.extra["finish_reason"] == "stop"

@@ -219,6 +219,11 @@ class HFBackend:
 
     def generate_texts(self, prompts: Sequence[str]) -> list[str]:
         """Generate for ``prompts`` in one padded batch; returns the new text only."""
+        return [text for text, _ in self.generate_batch(prompts)]
+
+    def generate_batch(self, prompts: Sequence[str]) -> list[tuple[str, str]]:
+        """Each prompt's new text and why it ended, as an OpenAI server says it: ``stop``
+        (the end-of-sequence token or a stop string) or ``length`` (cut at max_tokens)."""
         torch = self._torch
         p = self.spec.params
         enc = self.tokenizer(
@@ -241,7 +246,15 @@ class HFBackend:
             out = self.model.generate(**enc, **gen_kwargs)
         new = out[:, enc["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        return [self._cut(t) for t in texts]
+        eos = self.tokenizer.eos_token_id
+        full = new.shape[1] >= p.max_tokens  # the batch ran to the limit: some row did not end
+        reasons = [
+            "length"
+            if full and (eos is None or eos not in row) and not any(stop in text for stop in p.stop)
+            else "stop"
+            for row, text in zip(new.tolist(), texts, strict=True)
+        ]
+        return [(self._cut(t), r) for t, r in zip(texts, reasons, strict=True)]
 
     def _cut(self, text: str) -> str:
         for stop in self.spec.params.stop:
@@ -301,7 +314,7 @@ class HFBackend:
             batch = [requests[i] for i in order[start : start + size]]
             t0 = time.perf_counter()
             try:
-                texts = self.generate_texts([r.prompt for r in batch])
+                done = self.generate_batch([r.prompt for r in batch])
                 lps = [
                     self.choice_logprobs(r.prompt, r.choices) if r.choices else None for r in batch
                 ]
@@ -310,8 +323,13 @@ class HFBackend:
                     on_result(Generation(r.sample_id, None, f"{type(exc).__name__}: {exc}"))
                 continue
             per = (time.perf_counter() - t0) / len(batch)
-            for r, text, lp in zip(batch, texts, lps, strict=True):
-                on_result(Generation(r.sample_id, text, latency_s=per, choice_logprobs=lp))
+            for r, (text, why), lp in zip(batch, done, lps, strict=True):
+                on_result(
+                    Generation(
+                        r.sample_id, text, latency_s=per, choice_logprobs=lp,
+                        extra={"finish_reason": why},
+                    )
+                )  # fmt: skip
             await asyncio.sleep(0)  # let the runner commit this batch before the next one
 
     async def close(self) -> None:
