@@ -117,10 +117,22 @@ def rich_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
             row["lang"] = ["en", "fr", "de"][i % 3]
             row["input"] = f"msg {i} " + "a-very-long-unbroken-token" * (8 if i % 50 == 0 else 0)
             fh.write(json.dumps(row) + "\n")
+    # a suite whose samples carry a skill: the per-skill breakdown chart
+    skills = [
+        {"id": f"k{i}", "input": f"{i}+1?", "target": str(i + 1), "skill": ["add", "count"][i % 2]}
+        for i in range(40)
+    ]
+    (root / "skills.jsonl").write_text("".join(json.dumps(r) + "\n" for r in skills))
+    with (root / "base.jsonl").open("a") as fh:
+        fh.writelines(json.dumps({"id": r["id"], "output": r["target"]}) + "\n" for r in skills)
+    with (root / "cand.csv").open("a") as fh:
+        fh.writelines(
+            f"{r['id']},{r['target'] if i % 3 else '?'},0.9\n" for i, r in enumerate(skills)
+        )
     plan = (root / "heldout.yaml").read_text()
+    guard = "  - {slices: [lang], max_drop: 0.1}\n  - {suite: skills, data: skills.jsonl, max_drop: 0.5}\n"
     (root / "heldout.yaml").write_text(
-        plan.replace("guardrails:\n", "guardrails:\n  - {slices: [lang], max_drop: 0.1}\n")
-        + "slices: [lang]\n"
+        plan.replace("guardrails:\n", "guardrails:\n" + guard) + "slices: [lang]\n"
     )
     run = heldout.evaluate(root / "heldout.yaml", root=root, out=root / "run", cache=False)
     return run.reports["html"]
@@ -142,7 +154,11 @@ def test_layout_fits_the_viewport_and_every_chart_has_axes(
     assert m["scroll"] <= m["inner"], m  # no horizontal overflow of the page
     assert m["outside"] == [], m["outside"]
     labels = {c["label"] for c in m["charts"]}
-    assert {"forest plot of deltas", "per-slice deltas with confidence intervals"} <= labels
+    assert {
+        "forest plot of deltas",
+        "per-slice deltas with confidence intervals",
+        "suites by skill or constraint type",
+    } <= labels
     assert "reliability diagram" in labels
     for c in m["charts"]:
         assert c["axis"] >= 1, c  # an axis title

@@ -145,6 +145,14 @@ def render_html(view: ReportView) -> str:
             label="per-slice deltas with confidence intervals",
         ),
         confusion_delta=confusion_delta(view.confusion),
+        breakdown_svg=forest(
+            [
+                (f"{b.suite} · {b.value} (n={b.n})", b.candidate - b.base, None, None, None)
+                for b in view.breakdown
+            ],
+            axis="candidate − base per skill or constraint type, in each suite's score",
+            label="suites by skill or constraint type",
+        ),
         losses=view.losses,
         regression_counts=view.regression_counts,
         weakest_suite=view.weakest_suite,
