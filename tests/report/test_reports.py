@@ -443,7 +443,7 @@ def test_diagnoses_need_more_cases_in_the_candidate_than_in_the_base() -> None:
     an equal failure count, or 2 more, says nothing. JSON left open counts as cut off."""
     import numpy as np
 
-    from heldout.report._view import diagnose
+    from heldout.report._diagnoses import diagnose
     from heldout.results._table import SampleBlock, SampleTable
 
     def block(dataset: str, model: str, scores: list[float], outputs: list[str]) -> SampleBlock:

@@ -144,7 +144,8 @@ def print_summary(result: RunResult) -> None:
     """Comparisons, guardrails (losses first), the judge, warnings and the verdict."""
     from rich.markup import escape
 
-    from heldout.report._view import loss_order, overfitting, significant_losses
+    from heldout.report._diagnoses import overfitting
+    from heldout.report._view import loss_order, significant_losses
 
     if result.smoke is not None:
         out.print("[bold yellow]smoke run: not a verdict[/]")

@@ -12,7 +12,6 @@ from numpy.typing import NDArray
 
 from heldout._version import __version__
 from heldout.judge import read_human_labels
-from heldout.metrics import get_metric
 from heldout.plan import LoadedPlan, LockStatus, Plan, plan_sha256, sha256_file
 from heldout.results import (
     CeilingRecord,
@@ -48,7 +47,7 @@ def sample_table(
         labels = ds.options.labels
         base: NDArray[np.float64] | None = None
         metric = ds.spec.name
-        sign = 1.0 if get_metric(metric).higher_is_better else -1.0
+        sign = 1.0 if ds.spec.higher_is_better else -1.0
         for role in roles:
             results = scores.of(role, ds.name)
             outs = gens.get(role, ds.name)
