@@ -490,3 +490,29 @@ def test_a_judge_preferring_the_base_is_a_loss(run_folder: Path) -> None:
     assert "judge" in judged(0.30, 0.45)
     assert "judge" not in judged(0.40, 0.52)
     assert "judge" not in [x.kind for x in significant_losses(result)]
+
+
+def test_a_failed_slice_guardrail_is_said_on_the_slices_that_failed_it(tmp_path: Path) -> None:
+    """A candidate that breaks one slice: that slice is a loss row naming the failed
+    guardrail, and the guardrail gets no second row of its own."""
+    import heldout
+    from heldout.backends import MockBackend
+    from heldout.report import build_view
+
+    build_run(tmp_path)
+    gold = [json.loads(x) for x in (tmp_path / "data" / "gold.jsonl").read_text().splitlines()]
+    suite = [json.loads(x) for x in (tmp_path / "data" / "general.jsonl").read_text().splitlines()]
+    base = {g["id"]: g["target"] for g in gold + suite}
+    cand = {g["id"]: g["target"] if g.get("lang") != "fr" else "dunno" for g in gold + suite}
+    run = heldout.evaluate(
+        tmp_path / "heldout.yaml", root=tmp_path, out=tmp_path / "broken", cache=False,
+        backends={"base": MockBackend("b", outputs=base), "candidate": MockBackend("c", outputs=cand)},
+    )  # fmt: skip
+    (gate,) = [g for g in run.result.gates if g.kind == "slice"]
+    assert gate.status == "fail"
+    view = build_view(run.result, read_samples(tmp_path / "broken"))
+    rows = [x for x in view.losses if x.kind == "slice"]
+    assert [x.name for x in rows] == ["lang=fr · accuracy"]
+    assert gate.name in rows[0].note
+    assert not [x for x in view.losses if x.name == f"guardrail · {gate.name}"]
+    assert view.losses[0].kind == "primary"  # the gold-set loss leads

@@ -235,11 +235,28 @@ def significant_losses(result: RunResult) -> list[Loss]:
             said.add(gate.name)
             note = f"guardrail failed: allowed drop {gate.margin:g}"
         add(kind, f"{c.dataset} · {c.metric}", c, note)
+    # likewise a failed slice guardrail, on the rows of the slices that failed it
+    failing = {
+        p.label: g
+        for g in result.gates
+        if g.kind == "slice" and g.status == "fail"
+        for p in g.parts
+        if p.status == "fail"
+    }
+    listed: set[str] = set()
     for s in sorted(result.slices, key=lambda s: _oriented(s.comparison)):
         if _significant_loss(s.comparison):
-            tiny = "tiny slice: reported, not gated" if s.tiny else ""
-            add("slice", f"{s.field}={s.value} · {s.comparison.metric}", s.comparison, tiny)
+            label = f"{s.field}={s.value}"
+            gate = failing.get(label)
+            note = "tiny slice: reported, not gated" if s.tiny else ""
+            if gate is not None:
+                note = f"guardrail failed ({gate.name}): allowed drop {gate.margin:g}"
+                listed.add(label)
+            add("slice", f"{label} · {s.comparison.metric}", s.comparison, note)
     for g in result.gates:
+        parts = [p.label for p in g.parts if p.status == "fail"]
+        if g.kind == "slice" and g.status == "fail" and parts and set(parts) <= listed:
+            continue  # every failing slice is on its own row, with the guardrail named
         if g.status == "fail" and g.name not in said:
             kind = {"calibration": "calibration", "suite": "suite", "slice": "slice"}.get(
                 g.kind, "guardrail"
