@@ -38,17 +38,18 @@ class Diagnosis:
 
 
 def _unterminated_json(text: str | None) -> bool:
-    """Output that opens a JSON object or array and does not close it: cut off mid-answer."""
+    """Output that opens a JSON object or array and does not close it: cut off mid-answer.
+    More brackets opened than closed (a crude count: strings may hold brackets) and not
+    valid JSON; the counts (C speed) spare the parse for the outputs that close."""
     t = (text or "").strip()
     if not t or t[0] not in "{[":
+        return False
+    if t.count("{") + t.count("[") <= t.count("}") + t.count("]"):
         return False
     try:
         json.loads(t)
     except ValueError:
-        depth = 0
-        for ch in t:  # more opened than closed (a crude count: strings may hold brackets)
-            depth += (ch in "{[") - (ch in "}]")
-        return depth > 0
+        return True
     return False
 
 

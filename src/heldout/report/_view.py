@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -309,12 +310,9 @@ def _groups(table: SampleTable, slice_fields: list[str]) -> list[Group]:
         for f in slice_fields:
             keys.append((f, [str(m.get(f, "")) for m in b.metadata]))
         for by, values in keys:
-            sizes: dict[str, list[int]] = {}
-            for i, v in enumerate(values):
-                cell = sizes.setdefault(v, [0, 0])
-                cell[1] += 1
-                cell[0] += i in flagged
-            out += [Group(by, v, r, n) for v, (r, n) in sizes.items()]
+            sizes = Counter(values)
+            hits = Counter(values[i] for i in flagged)
+            out += [Group(by, v, hits[v], n) for v, n in sizes.items()]
     return sorted(out, key=lambda g: (-(g.regressions / g.n if g.n else 0), g.by, g.value))
 
 
