@@ -25,12 +25,16 @@ __all__ = ["ResponseCache", "cache_key"]
 
 def cache_key(identity: Mapping[str, Any] | str, request: Request) -> str:
     """sha256 of the backend identity (a mapping, or its canonical JSON when the caller has
-    it already), the rendered prompt and the requested label choices."""
+    it already), the rendered prompt, the requested label choices and, for lm-eval requests,
+    what else shapes the answer (log-likelihood continuation, stop strings, max tokens)."""
     if not isinstance(identity, str):
         identity = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     digest = hashlib.sha256(identity.encode())
     digest.update(b"\x00" + request.prompt.encode())
     digest.update(b"\x00" + json.dumps(request.choices).encode())
+    extra = request.overrides()
+    if extra:  # lm-eval requests only: plain requests keep their keys
+        digest.update(b"\x00" + json.dumps(extra, sort_keys=True, ensure_ascii=False).encode())
     return digest.hexdigest()
 
 

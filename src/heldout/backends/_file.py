@@ -406,6 +406,10 @@ class FileBackend:
         digest = sha256_file(self.path) if self.path.is_file() else None
         return {"backend": "file", "path": str(self.path), "sha256": digest}
 
+    def loglikelihood_support(self) -> str | None:
+        """Why this backend cannot score log-likelihood requests (None: it can)."""
+        return "a predictions file holds answers, not log-probabilities of given text"
+
     async def generate(self, requests: Sequence[Request], on_result: OnResult) -> None:
         if self._outputs is None:
             self._outputs = read_predictions(self.spec, self.path)

@@ -140,6 +140,15 @@ def length_order(tokenizer: Any, requests: Sequence[Request]) -> list[int]:
     return sorted(range(len(requests)), key=lambda i: -len(ids[i]))
 
 
+def _cut(text: str, stops: Sequence[str]) -> str:
+    """The text before the first of ``stops`` (each cut in turn, as lm-eval does)."""
+    for stop in stops:
+        pos = text.find(stop)
+        if pos >= 0:
+            text = text[:pos]
+    return text
+
+
 class HFBackend:
     """Generates with a local causal LM (+ optional LoRA adapter)."""
 
@@ -221,22 +230,46 @@ class HFBackend:
         """Generate for ``prompts`` in one padded batch; returns the new text only."""
         return [text for text, _ in self.generate_batch(prompts)]
 
-    def generate_batch(self, prompts: Sequence[str]) -> list[tuple[str, str]]:
+    def generate_batch(
+        self,
+        prompts: Sequence[str],
+        *,
+        stop: Sequence[str] | None = None,
+        max_tokens: int | None = None,
+        raw: bool = False,
+    ) -> list[tuple[str, str]]:
         """Each prompt's new text and why it ended, as an OpenAI server says it: ``stop``
-        (the end-of-sequence token or a stop string) or ``length`` (cut at max_tokens)."""
+        (the end-of-sequence token or a stop string) or ``length`` (cut at max_tokens).
+        ``stop``/``max_tokens`` replace the sampling parameters' (an lm-eval task's
+        ``until``/``max_gen_toks``); ``raw`` prompts get no chat template and are cut from
+        the left to fit the context window with ``max_tokens`` to spare, as lm-eval does."""
         torch = self._torch
         p = self.spec.params
-        enc = self.tokenizer(
-            [self._format(x) for x in prompts], return_tensors="pt", padding=True
-        ).to(self.device)
+        stops = list(p.stop if stop is None else stop)
+        limit = p.max_tokens if max_tokens is None else max_tokens
+        texts_in = list(prompts) if raw else [self._format(x) for x in prompts]
+        if raw:
+            room = max(1, self.max_length - limit)
+            ids = [self.tokenizer(t)["input_ids"][-room:] for t in texts_in]
+            width = max(len(i) for i in ids)
+            pad = self.tokenizer.pad_token_id
+            enc = {
+                "input_ids": torch.tensor([[pad] * (width - len(i)) + i for i in ids]),
+                "attention_mask": torch.tensor(
+                    [[0] * (width - len(i)) + [1] * len(i) for i in ids]
+                ),
+            }
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+        else:
+            enc = self.tokenizer(texts_in, return_tensors="pt", padding=True).to(self.device)
         gen_kwargs: dict[str, Any] = {
-            "max_new_tokens": p.max_tokens,
+            "max_new_tokens": limit,
             "pad_token_id": self.tokenizer.pad_token_id,
             "do_sample": p.temperature > 0,
         }
-        if p.stop:  # each row stops at a stop string; the batch when every row has stopped
+        if stops:  # each row stops at a stop string; the batch when every row has stopped
             gen_kwargs["stopping_criteria"] = [
-                _stop_strings(self.tokenizer, p.stop, enc["input_ids"].shape[1])
+                _stop_strings(self.tokenizer, stops, enc["input_ids"].shape[1])
             ]
         if p.temperature > 0:
             gen_kwargs.update(temperature=p.temperature, top_p=p.top_p)
@@ -247,21 +280,66 @@ class HFBackend:
         new = out[:, enc["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         eos = self.tokenizer.eos_token_id
-        full = new.shape[1] >= p.max_tokens  # the batch ran to the limit: some row did not end
+        full = new.shape[1] >= limit  # the batch ran to the limit: some row did not end
         reasons = [
             "length"
-            if full and (eos is None or eos not in row) and not any(stop in text for stop in p.stop)
+            if full and (eos is None or eos not in row) and not any(s in text for s in stops)
             else "stop"
             for row, text in zip(new.tolist(), texts, strict=True)
         ]
-        return [(self._cut(t), r) for t, r in zip(texts, reasons, strict=True)]
+        return [(_cut(t, stops), r) for t, r in zip(texts, reasons, strict=True)]
 
-    def _cut(self, text: str) -> str:
-        for stop in self.spec.params.stop:
-            pos = text.find(stop)
-            if pos >= 0:
-                text = text[:pos]
-        return text
+    @property
+    def max_length(self) -> int:
+        """The model's context window in tokens (as lm-eval's HFLM reads it; 2048 if the
+        config names none)."""
+        config = getattr(self.model, "config", None)
+        for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+            value = getattr(config, attr, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 2048
+
+    def loglikelihoods(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
+        """log P(continuation | context) and whether greedy decoding gives the continuation,
+        per pair, tokenised exactly as lm-evaluation-harness's HFLM does: the context's
+        trailing whitespace moves to the continuation, the pair is encoded whole and split at
+        the context's length, an empty context is conditioned on the BOS (else EOS) token,
+        and the input is cut from the left to the context window."""
+        torch = self._torch
+        tok = self.tokenizer
+        rows: list[tuple[list[int], int]] = []
+        targets: list[list[int]] = []
+        for context, continuation in pairs:
+            if context == "":
+                cont = tok(continuation, add_special_tokens=False)["input_ids"]
+                prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+                ctx, cont = ([prefix], cont) if prefix != cont[0] else (cont[:1], cont[1:])
+            else:
+                spaces = len(context) - len(context.rstrip())
+                if spaces:
+                    continuation = context[-spaces:] + continuation
+                    context = context[:-spaces]
+                whole = tok(context + continuation)["input_ids"]
+                ctx = tok(context)["input_ids"]
+                cont = whole[len(ctx) :]
+            rows.append(((ctx + cont)[-(self.max_length + 1) :][:-1], len(cont)))
+            targets.append(cont)
+        out: list[tuple[float, bool]] = []
+        size = self.spec.batch_size
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            width = max(len(r) for r, _ in chunk)
+            ids = torch.tensor([r + [0] * (width - len(r)) for r, _ in chunk], device=self.device)
+            with torch.inference_mode():  # right padding: no earlier position sees it
+                logp = torch.log_softmax(self.model(input_ids=ids).logits.float(), dim=-1)
+            for k, (r, n) in enumerate(chunk):
+                want = torch.tensor(targets[start + k], device=self.device)
+                span = logp[k, len(r) - n : len(r)]
+                total = float(span.gather(-1, want[:, None]).sum())
+                greedy = bool((span.argmax(dim=-1) == want).all())
+                out.append((total, greedy))
+        return out
 
     def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> dict[str, float]:
         """log P(choice | prompt) for each choice: summed token log-probabilities.
@@ -309,28 +387,65 @@ class HFBackend:
         import time
 
         size = self.spec.batch_size
-        order = self.length_order(requests)  # results are reported per sample, in any order
-        for start in range(0, len(order), size):
-            batch = [requests[i] for i in order[start : start + size]]
+        scored = [r for r in requests if r.kind == "loglikelihood"]
+        for start in range(0, len(scored), size * 8):
+            batch = scored[start : start + size * 8]
             t0 = time.perf_counter()
             try:
-                done = self.generate_batch([r.prompt for r in batch])
-                lps = [
-                    self.choice_logprobs(r.prompt, r.choices) if r.choices else None for r in batch
-                ]
+                values = self.loglikelihoods([(r.prompt, r.continuation or "") for r in batch])
             except Exception as exc:  # a model error fails this batch, recorded per sample
                 for r in batch:
                     on_result(Generation(r.sample_id, None, f"{type(exc).__name__}: {exc}"))
                 continue
             per = (time.perf_counter() - t0) / len(batch)
-            for r, (text, why), lp in zip(batch, done, lps, strict=True):
+            for r, (ll, greedy) in zip(batch, values, strict=True):
                 on_result(
-                    Generation(
-                        r.sample_id, text, latency_s=per, choice_logprobs=lp,
-                        extra={"finish_reason": why},
-                    )
+                    Generation(r.sample_id, "", latency_s=per, loglikelihood=ll, is_greedy=greedy)
+                )
+            await asyncio.sleep(0)
+        # generations with the same stop strings and limits batch together
+        groups: dict[tuple[Any, ...], list[Request]] = {}
+        for r in requests:
+            if r.kind == "generate":
+                groups.setdefault((r.stop, r.max_tokens, r.raw), []).append(r)
+        for (stop, max_tokens, raw), group in groups.items():
+            order = self.length_order(group)  # results are reported per sample, in any order
+            for start in range(0, len(order), size):
+                await self._generate_one_batch(
+                    [group[i] for i in order[start : start + size]], on_result,
+                    stop=stop, max_tokens=max_tokens, raw=raw,
                 )  # fmt: skip
-            await asyncio.sleep(0)  # let the runner commit this batch before the next one
+
+    async def _generate_one_batch(
+        self,
+        batch: list[Request],
+        on_result: OnResult,
+        *,
+        stop: Sequence[str] | None,
+        max_tokens: int | None,
+        raw: bool,
+    ) -> None:
+        import time
+
+        t0 = time.perf_counter()
+        try:
+            done = self.generate_batch(
+                [r.prompt for r in batch], stop=stop, max_tokens=max_tokens, raw=raw
+            )
+            lps = [self.choice_logprobs(r.prompt, r.choices) if r.choices else None for r in batch]
+        except Exception as exc:  # a model error fails this batch, recorded per sample
+            for r in batch:
+                on_result(Generation(r.sample_id, None, f"{type(exc).__name__}: {exc}"))
+            return
+        per = (time.perf_counter() - t0) / len(batch)
+        for r, (text, why), lp in zip(batch, done, lps, strict=True):
+            on_result(
+                Generation(
+                    r.sample_id, text, latency_s=per, choice_logprobs=lp,
+                    extra={"finish_reason": why},
+                )
+            )  # fmt: skip
+        await asyncio.sleep(0)  # let the runner commit this batch before the next one
 
     async def close(self) -> None:
         return None

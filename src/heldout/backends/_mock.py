@@ -30,13 +30,21 @@ class MockBackend:
         fn: Callable[[Request], str] | None = None,
         default: str | None = None,
         choice_logprobs: Mapping[str, Mapping[str, float]] | None = None,
+        loglikelihood: Callable[[Request], tuple[float, bool]] | None = None,
     ) -> None:
         self.name = name
         self.outputs = dict(outputs or {})
         self.fn = fn
         self.default = default
         self.choice_logprobs = {k: dict(v) for k, v in (choice_logprobs or {}).items()}
+        self.loglikelihood = loglikelihood
         self.calls: list[str] = []
+
+    def loglikelihood_support(self) -> str | None:
+        """Why this backend cannot score log-likelihood requests (None: it can)."""
+        if self.loglikelihood is None:
+            return "a mock without a loglikelihood function returns text only"
+        return None
 
     def identity(self) -> dict[str, Any]:
         return {"backend": "mock", "name": self.name}
@@ -44,6 +52,13 @@ class MockBackend:
     async def generate(self, requests: Sequence[Request], on_result: OnResult) -> None:
         for req in requests:
             self.calls.append(req.sample_id)
+            if req.kind == "loglikelihood":
+                if self.loglikelihood is None:
+                    on_result(Generation(req.sample_id, None, error="mock cannot score this"))
+                else:
+                    ll, greedy = self.loglikelihood(req)
+                    on_result(Generation(req.sample_id, "", loglikelihood=ll, is_greedy=greedy))
+                continue
             text = self.outputs.get(req.sample_id)
             if text is None and self.fn is not None:
                 text = self.fn(req)

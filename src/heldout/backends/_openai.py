@@ -192,20 +192,45 @@ class OpenAIBackend:
             out["logprobs"] = True
         return out
 
+    def loglikelihood_support(self) -> str | None:
+        """Why this backend cannot score log-likelihood requests (None: it can)."""
+        if self.spec.endpoint == "chat":
+            return (
+                "the chat endpoint returns no log-probabilities of a given prompt; use "
+                "endpoint: completions on a server that echoes prompt logprobs (vLLM, SGLang, "
+                "llama.cpp's server)"
+            )
+        return None
+
     def _url(self, replica: Replica) -> str:
         path = "chat/completions" if self.spec.endpoint == "chat" else "completions"
         return f"{replica.url}/{path}"
 
     def _body(self, req: Request) -> dict[str, Any]:
         p = self.spec.params
-        body: dict[str, Any] = {
+        if req.kind == "loglikelihood":
+            # vLLM-style prompt scoring, as lm-eval's local-completions asks for it: the
+            # prompt echoed with each token's log-probability and its most likely token
+            body: dict[str, Any] = {
+                "model": self.spec.model,
+                "prompt": req.prompt + (req.continuation or ""),
+                "temperature": 0,
+                "max_tokens": 1,
+                "logprobs": 1,
+                "echo": True,
+            }
+            if p.seed is not None:
+                body["seed"] = p.seed
+            return {**body, **self.spec.extra_body}
+        body = {
             "model": self.spec.model,
             "temperature": p.temperature,
             "top_p": p.top_p,
-            "max_tokens": p.max_tokens,
+            "max_tokens": p.max_tokens if req.max_tokens is None else req.max_tokens,
         }
-        if p.stop:
-            body["stop"] = p.stop
+        stop = p.stop if req.stop is None else list(req.stop)
+        if stop:
+            body["stop"] = stop[:4] if len(stop) > 4 else stop  # OpenAI accepts up to 4
         if p.seed is not None:
             body["seed"] = p.seed
         spec = self.spec
@@ -289,6 +314,8 @@ class OpenAIBackend:
     def _parse(
         self, req: Request, data: dict[str, Any], latency: float, attempts: int
     ) -> Generation:
+        if req.kind == "loglikelihood":
+            return self._parse_loglikelihood(req, data, latency, attempts)
         try:
             choice = data["choices"][0]
             chat = self.spec.endpoint == "chat"
@@ -343,6 +370,57 @@ class OpenAIBackend:
             attempts,
             extra=extra,
         )
+
+    def _parse_loglikelihood(
+        self, req: Request, data: dict[str, Any], latency: float, attempts: int
+    ) -> Generation:
+        """log P(continuation | prompt) from an echoed prompt's token log-probabilities.
+
+        The continuation's tokens are the echoed ones starting at or after the end of the
+        prompt without its trailing whitespace (lm-eval moves that whitespace into the
+        continuation); the last token, generated because max_tokens is 1, is not part of it.
+        Greedy: each of them is the most likely token at its place (lm-eval's rule)."""
+        try:
+            logprobs = data["choices"][0]["logprobs"]
+            values = logprobs["token_logprobs"]
+            offsets = logprobs["text_offset"]
+            tops = logprobs.get("top_logprobs")
+            if not (isinstance(values, list) and isinstance(offsets, list)):
+                raise TypeError("token_logprobs and text_offset must be lists")
+            if len(values) != len(offsets) or len(values) < 2:
+                raise ValueError(f"{len(values)} token log-probabilities, {len(offsets)} offsets")
+            start = len(req.prompt.rstrip())
+            picked = [i for i in range(len(values) - 1) if int(offsets[i]) >= start]
+            if not picked:
+                raise ValueError("no echoed token belongs to the continuation")
+            total = 0.0
+            greedy = True
+            for i in picked:
+                v = values[i]
+                if v is None or isinstance(v, bool):
+                    raise ValueError(f"token {i} has no log-probability")
+                total += float(v)
+                top = tops[i] if isinstance(tops, list) and i < len(tops) else None
+                if isinstance(top, dict) and top:
+                    greedy = greedy and float(v) >= max(float(x) for x in top.values())
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise _Retryable(
+                "malformed response: a log-likelihood request needs the echoed prompt's "
+                f"token_logprobs and text_offset (vLLM: echo + logprobs) ({exc}): "
+                f"{str(data)[:200]}",
+                kind="malformed body",
+            ) from None
+        raw_usage = data.get("usage")
+        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+        pt = usage.get("prompt_tokens")
+        pt = pt if isinstance(pt, int) and not isinstance(pt, bool) else None
+        cost = None
+        if self.spec.price_per_1k_input is not None and pt is not None:
+            cost = pt / 1000 * self.spec.price_per_1k_input
+        return Generation(
+            req.sample_id, "", None, latency, pt, None, cost, None, attempts,
+            loglikelihood=total, is_greedy=greedy,
+        )  # fmt: skip
 
     def _top_logprobs(self, choice: dict[str, Any]) -> dict[str, float] | None:
         logprobs = choice.get("logprobs")
@@ -490,4 +568,5 @@ class OpenAIBackend:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+            self._session = None  # a later call opens a new one (on its own event loop)
             self._session = None

@@ -49,10 +49,9 @@ class _Worker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, batch: list[tuple[str, str, tuple[str, ...] | None]]) -> list[dict[str, Any]]:
+    def run(self, batch: list[Request]) -> list[dict[str, Any]]:
         out: list[Generation] = []
-        reqs = [Request(sid, prompt, choices) for sid, prompt, choices in batch]
-        asyncio.run(self.backend.generate(reqs, out.append))
+        asyncio.run(self.backend.generate(batch, out.append))
         return [g.to_json() for g in out]
 
 
@@ -121,7 +120,7 @@ class RayHFBackend:
             for actor in live:
                 while todo and queued[id(actor)] < _QUEUED_PER_ACTOR:
                     batch = todo.popleft()
-                    ref = actor.run.remote([(r.sample_id, r.prompt, r.choices) for r in batch])
+                    ref = actor.run.remote(list(batch))
                     running[asyncio.wrap_future(ref.future())] = (actor, batch)
                     queued[id(actor)] += 1
 

@@ -23,6 +23,7 @@ from heldout.plan._model import (
     FileModel,
     HFModel,
     JudgeSpec,
+    LmEvalGuardrail,
     MetricGuardrail,
     MockModel,
     Models,
@@ -505,6 +506,26 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
                         "hf backend, or add a 'confidence' or 'probabilities' column to its "
                         "predictions",
                     )
+
+    lm_tasks: dict[str, int] = {}
+    for i, g in enumerate(plan.guardrails):
+        if not isinstance(g, LmEvalGuardrail):
+            continue
+        for name in g.lm_eval.tasks:
+            if name in lm_tasks:
+                add(
+                    ["guardrails", i, "lm_eval", "tasks"],
+                    f"task {name!r} is already in guardrails[{lm_tasks[name]}]; list each "
+                    "task in one guardrail",
+                )
+            lm_tasks.setdefault(name, i)
+        for k, folder in enumerate(g.lm_eval.include_path):
+            if not loaded.resolve(folder).is_dir():
+                add(
+                    ["guardrails", i, "lm_eval", "include_path", k],
+                    f"folder not found: {loaded.resolve(folder)} (relative to the plan's "
+                    "folder); give the folder holding your task YAML files",
+                )
 
     suite_names: dict[str, int] = {}
     for i, g in enumerate(plan.guardrails):

@@ -25,6 +25,7 @@ __all__ = [
     "check_lock",
     "default_lock_path",
     "diff_lock",
+    "lm_eval_entries",
     "plan_sha256",
     "read_lock",
     "sha256_file",
@@ -74,6 +75,19 @@ def _file_entries(loaded: LoadedPlan) -> dict[str, dict[str, str]]:
     }
 
 
+def lm_eval_entries(loaded: LoadedPlan) -> dict[str, dict[str, Any]]:
+    """Each lm-eval task the plan guards with: version, config hash and the sha256 of the
+    documents used (after limit and the seeded sample). Empty without lm-eval guardrails;
+    loading the tasks needs lm-eval and their datasets on this machine."""
+    from heldout.plan._model import LmEvalGuardrail
+
+    if not any(isinstance(g, LmEvalGuardrail) for g in loaded.plan.guardrails):
+        return {}
+    from heldout.harness import harness_guards
+
+    return {t.name: t.lock_entry() for guard in harness_guards(loaded) for t in guard.tasks}
+
+
 def default_lock_path(loaded: LoadedPlan) -> Path:
     return loaded.root / LOCK_NAME
 
@@ -91,6 +105,9 @@ def write_lock(loaded: LoadedPlan, path: Path | None = None) -> Path:
         "plan": canonical_plan(loaded),
         "files": _file_entries(loaded),
     }
+    tasks = lm_eval_entries(loaded)
+    if tasks:
+        body["lm_eval"] = tasks
     tmp = path.with_suffix(".lock.tmp")
     tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(path)
@@ -179,6 +196,26 @@ def diff_lock(loaded: LoadedPlan, lock: dict[str, Any]) -> list[str]:
                 f"{key} ({rel}): content changed (sha256 {old.get('sha256', '')[:12]}… → "
                 f"{digest[:12]}…)"
             )
+    old_tasks: dict[str, dict[str, Any]] = lock.get("lm_eval") or {}
+    new_tasks = lm_eval_entries(loaded)
+    for name in sorted(set(old_tasks) | set(new_tasks)):
+        was, now = old_tasks.get(name), new_tasks.get(name)
+        if was is None or now is None:
+            changes.append(f"lm_eval task {name}: {'added' if was is None else 'removed'}")
+            continue
+        for key in sorted(set(was) | set(now)):
+            if was.get(key) != now.get(key):
+                what = {
+                    "config_sha256": "task config changed",
+                    "docs_sha256": "documents changed (dataset version, limit or sample)",
+                    "version": "task version changed",
+                    "documents": "documents used",
+                    "of": "documents in the task",
+                }.get(key, f"{key} changed")
+                changes.append(
+                    f"lm_eval task {name}: {what} ({json.dumps(was.get(key))} → "
+                    f"{json.dumps(now.get(key))})"
+                )
     return changes
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "SHAPES",
@@ -487,10 +495,77 @@ class MetricGuardrail(_Strict):
     )
 
 
+class LmEvalTasks(_Strict):
+    """Which lm-evaluation-harness tasks, and how many of their documents."""
+
+    tasks: list[str] = Field(
+        min_length=1,
+        description="Task or group names from lm-eval's task zoo (gsm8k, ifeval, mmlu_stem) "
+        "or from include_path. A group is gated on all its documents, each subtask reported.",
+    )
+    include_path: list[str] = Field(
+        default_factory=list,
+        description="Folders of your own task YAML files, relative to the plan's folder.",
+    )
+    limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="Documents per task at most: a seeded sample, stratified by the "
+        "reference answer, not the first N (lm-eval's --limit takes the first N).",
+    )
+    num_fewshot: int | None = Field(
+        default=None,
+        ge=0,
+        description="Few-shot examples; null keeps each task's own default (as lm-eval).",
+    )
+    fewshot_seed: int = Field(
+        default=1234, description="Seed of lm-eval's few-shot sampler (its default 1234)."
+    )
+    seed: int = Field(default=0, description="Seed of the document sample under 'limit'.")
+    metric: str | None = Field(
+        default=None,
+        description="The per-document metric to compare (acc, acc_norm, exact_match, ...); "
+        "default: each task's first metric that lm-eval averages over documents.",
+    )
+    filter: str | None = Field(
+        default=None,
+        description="The filter whose answers are scored (gsm8k: strict-match or "
+        "flexible-extract); default: each task's first.",
+    )
+
+    @field_validator("tasks")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name.strip() or name != name.strip() or "/" in name:
+                raise ValueError(
+                    f"task name {name!r}: give lm-eval task or group names (no paths: put "
+                    "your task folder in include_path)"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("tasks: a task is listed twice; list each once")
+        return value
+
+
+class LmEvalGuardrail(_Strict):
+    """lm-evaluation-harness tasks as a forgetting check: lm-eval builds the requests and
+    scores them, heldout sends them through the plan's backends and compares each task per
+    document, paired: candidate − base ≥ −max_drop."""
+
+    lm_eval: LmEvalTasks = Field(description="The lm-eval tasks and their documents.")
+    max_drop: float = Field(ge=0.0, le=1.0, description="Largest tolerated drop per task.")
+    unresolved: Literal["inconclusive", "warn"] = Field(
+        default="inconclusive", description="Verdict effect when the CI straddles the margin."
+    )
+    fail_when: Literal["point", "ci"] = Field(
+        default="ci", description="Fail on the whole CI past the margin, or the point estimate."
+    )
+
+
 def _guardrail_tag(value: Any) -> str | None:
     keys = set(value) if isinstance(value, dict) else set(type(value).model_fields)
     # a calibration guardrail may name a suite; a suite guardrail names its metric
-    for tag in ("calibration", "slices", "suite", "metric"):
+    for tag in ("lm_eval", "calibration", "slices", "suite", "metric"):
         if tag in keys:
             return tag
     return None
@@ -500,7 +575,8 @@ Guardrail = Annotated[
     Annotated[SuiteGuardrail, Tag("suite")]
     | Annotated[CalibrationGuardrail, Tag("calibration")]
     | Annotated[SliceGuardrail, Tag("slices")]
-    | Annotated[MetricGuardrail, Tag("metric")],
+    | Annotated[MetricGuardrail, Tag("metric")]
+    | Annotated[LmEvalGuardrail, Tag("lm_eval")],
     Discriminator(_guardrail_tag),
 ]
 
@@ -578,7 +654,9 @@ class Plan(_Strict):
     )
     models: Models = Field(description="Base, candidate and optional reference models.")
     guardrails: list[Guardrail] = Field(
-        default_factory=list, description="What must not get worse (suites, calibration, slices)."
+        default_factory=list,
+        description="What must not get worse (suites, lm-eval tasks, calibration, slices, "
+        "metrics).",
     )
     judge: JudgeSpec | None = Field(default=None, description="Optional LLM judge.")
     tracking: TrackingSpec | None = Field(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from heldout.errors import HeldoutError
 from heldout.metrics import get_metric
 from heldout.plan._load import LoadedPlan
-from heldout.plan._model import Plan, SliceGuardrail, SuiteGuardrail
+from heldout.plan._model import LmEvalGuardrail, Plan, SliceGuardrail, SuiteGuardrail
 from heldout.stats import Comparison, PowerAssessment, assess_power
 from heldout.stats._power import (
     DEFAULT_GUARD_DISCORDANCE,
@@ -111,6 +111,8 @@ def guardrail_resolvability(loaded: LoadedPlan) -> list[Resolvability]:
     conf = plan.stats.confidence
     assumed = f"models disagreeing on {psi:.0%} of prompts"
     out: list[Resolvability] = []
+    if any(isinstance(g, LmEvalGuardrail) for g in plan.guardrails):
+        out += _lm_eval_resolvability(loaded, psi, conf, assumed)
     for g in plan.guardrails:
         if isinstance(g, SuiteGuardrail):
             n = len(loaded.suite_samples.get(g.suite) or [])
@@ -159,6 +161,32 @@ def guardrail_resolvability(loaded: LoadedPlan) -> list[Resolvability]:
                         assumed + "; all slices must pass",
                     )
                 )
+    return out
+
+
+def _lm_eval_resolvability(
+    loaded: LoadedPlan, psi: float, conf: float, assumed: str
+) -> list[Resolvability]:
+    """Each lm-eval task or group: the chance to resolve at its margin (as a suite), and what
+    it costs: requests per model (one per document, one per choice for multiple choice) and
+    prompt tokens (characters / 4, few-shot context included)."""
+    from heldout.harness import LM_EVAL_BINARY, harness_guards
+
+    out = []
+    for guard in harness_guards(loaded):
+        n = sum(len(t.indices) for t in guard.tasks)
+        reqs = guard.requests()
+        chars = sum(len(r.prompt) + len(r.continuation or "") for r in reqs)
+        cost = f"{len(reqs):,} requests per model, ~{chars / 4:,.0f} prompt tokens"
+        name = f"lm_eval {guard.name}"
+        margin = guard.guardrail.max_drop
+        if guard.metric not in LM_EVAL_BINARY:
+            out.append(Resolvability(name, n, margin, None, None, f"not a 0/1 metric; {cost}"))
+            continue
+        r = _binary(name, "exact_match", n, margin, psi, conf, assumed)
+        out.append(
+            Resolvability(name, n, margin, r.pass_chance, r.samples_for_80, f"{r.note}; {cost}")
+        )
     return out
 
 

@@ -230,7 +230,8 @@ def significant_losses(result: RunResult) -> list[Loss]:
             if c.primary
             else {"gold": "secondary", "train": "train"}.get(c.dataset, "suite")
         )
-        gate = failed.get(f"suite {c.dataset.removeprefix('suite:')} ({c.metric})")
+        # suite:x is gated as "suite x (metric)", an lm-eval task lm_eval:x as "lm_eval x (..)"
+        gate = failed.get(f"{c.dataset.replace(':', ' ', 1)} ({c.metric})")
         note = ""
         if gate is not None and gate.kind == "suite":
             said.add(gate.name)

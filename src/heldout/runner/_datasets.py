@@ -22,6 +22,7 @@ __all__ = [
     "Dataset",
     "calibration_data",
     "gold_dataset",
+    "lm_eval_datasets",
     "outputs",
     "read_sample_ids",
     "requests_for",
@@ -42,10 +43,30 @@ class Dataset:
     template: str
     spec: MetricSpec
     options: MetricOptions
+    #: lm-eval tasks (``heldout.harness.HarnessGuard``): lm-eval builds the requests and
+    #: scores them; one sample per document.
+    harness: Any = None
     targets: tuple[Any, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.targets = tuple(s.target for s in self.samples)
+
+    @property
+    def kind(self) -> str:
+        """ "gold", "suite", "lm_eval" or "train": what the dataset is, from its name."""
+        return self.name.split(":", 1)[0]
+
+    def sha256(self) -> str:
+        """The content's fingerprint: the file's sha256, or for lm-eval tasks the sha256 of
+        each task's fingerprint (version, config and documents used)."""
+        if self.harness is not None:
+            import hashlib
+
+            parts = [json.dumps(t.lock_entry(), sort_keys=True) for t in self.harness.tasks]
+            return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        from heldout.plan import sha256_file
+
+        return sha256_file(self.path)
 
 
 def gold_dataset(loaded: LoadedPlan) -> Dataset:
@@ -80,6 +101,55 @@ def suite_dataset(loaded: LoadedPlan, g: SuiteGuardrail) -> Dataset:
         labels = tuple(sorted({str(s.target) for s in samples}))
     options = MetricOptions(labels=labels, inputs=tuple(s.input for s in samples))
     return Dataset(f"suite:{g.suite}", path, samples, g.template, spec, options)
+
+
+def _lm_eval_metric(name: str, higher_is_better: bool) -> MetricSpec:
+    from heldout.harness import LM_EVAL_BINARY
+
+    """The spec of a per-document lm-eval score: compared as a mean; the score itself always
+    comes from lm-eval (calling this spec's function is an error)."""
+
+    def scored_by_lm_eval(y_true: Any, y_pred: Any, *, options: MetricOptions) -> Any:
+        raise HeldoutError(f"{name} is computed by lm-eval, not by heldout")
+
+    return MetricSpec(
+        name=name,
+        fn=scored_by_lm_eval,
+        shapes=frozenset({"open"}),
+        higher_is_better=higher_is_better,
+        bounds=(0.0, 1.0) if name in LM_EVAL_BINARY else None,
+        mean_of_samples=True,
+        description=f"lm-eval's per-document {name}",
+        binary=name in LM_EVAL_BINARY,
+    )
+
+
+def lm_eval_datasets(loaded: LoadedPlan) -> list[Dataset]:
+    """One dataset per task or group an lm-eval guardrail names: a sample per document (id
+    ``task/index``, the task in its metadata), its first prompt as input, lm-eval's target."""
+    from heldout.harness import harness_guards
+
+    out = []
+    for guard in harness_guards(loaded):
+        samples = []
+        for t in guard.tasks:
+            for i in t.indices:
+                prompt = t.prompts.get(i, "")
+                if t.choices.get(i):
+                    prompt += "\n[choices: " + " | ".join(c.strip() for c in t.choices[i]) + "]"
+                samples.append(
+                    Sample(
+                        id=t.doc_id(i), input=prompt, target=t.targets[i], metadata={"task": t.name}
+                    )
+                )
+        first = guard.tasks[0].task
+        source = (first.dump_config().get("metadata") or {}).get("config_source")
+        path = Path(source) if isinstance(source, str) else loaded.root
+        spec = _lm_eval_metric(guard.metric, guard.higher_is_better)
+        out.append(
+            Dataset(f"lm_eval:{guard.name}", path, samples, "{input}", spec, MetricOptions(), guard)
+        )
+    return out
 
 
 def train_dataset(loaded: LoadedPlan, gold: Dataset) -> Dataset | None:
@@ -142,7 +212,7 @@ def subset(ds: Dataset, samples: list[Sample]) -> Dataset:
     prompts and the parsing are those of the full run."""
     inputs = tuple(s.input for s in samples) if ds.options.inputs is not None else None
     options = replace(ds.options, inputs=inputs)
-    return Dataset(ds.name, ds.path, samples, ds.template, ds.spec, options)
+    return Dataset(ds.name, ds.path, samples, ds.template, ds.spec, options, ds.harness)
 
 
 def read_sample_ids(path: Path) -> list[str]:
@@ -165,6 +235,8 @@ def read_sample_ids(path: Path) -> list[str]:
 
 
 def requests_for(ds: Dataset, with_choices: bool) -> list[Request]:
+    if ds.harness is not None:  # lm-eval's requests for these documents
+        return list(ds.harness.requests({s.id for s in ds.samples}))
     choices = ds.options.labels if with_choices else None
     return [
         Request(s.id, render(ds.template, s.template_fields(), sample_id=s.id), choices)

@@ -10,6 +10,7 @@ from typing import Any
 from heldout.metrics import MetricResult, get_metric
 from heldout.plan import (
     CalibrationGuardrail,
+    LmEvalGuardrail,
     MetricGuardrail,
     Plan,
     SliceGuardrail,
@@ -34,7 +35,13 @@ from heldout.stats import (
 from heldout.suites import BUILTIN_SUITES
 from heldout.verdict import GateResult, PowerCheck, noninferiority_gate, slice_gate
 
-__all__ = ["calibration_gate", "gate_all", "guardrail_metric_names", "power_check"]
+__all__ = [
+    "calibration_gate",
+    "gate_all",
+    "guardrail_metric_names",
+    "lm_eval_gate",
+    "power_check",
+]
 
 
 def gate_all(
@@ -77,6 +84,13 @@ def gate_all(
                     ),
                 )
             )
+        elif isinstance(g, LmEvalGuardrail):
+            for ds in datasets.suites:
+                if ds.harness is None or ds.harness.guardrail != g:
+                    continue
+                gate, compared = lm_eval_gate(g, ds, scores, stats)
+                gates.append(gate)
+                comparisons += compared
         elif isinstance(g, CalibrationGuardrail):
             gate, info = calibration_gate(g, datasets, gens, stats)
             gates.append(gate)
@@ -152,6 +166,30 @@ def gate_all(
                     )
                 )
     return Gates(tuple(gates), tuple(comparisons), calibration_info)
+
+
+def lm_eval_gate(
+    g: LmEvalGuardrail, ds: Dataset, scores: Scores, stats: StatsOptions
+) -> tuple[GateResult, list[DatasetComparison]]:
+    """Non-inferiority on one lm-eval task, or on all documents of a group (each document
+    counts once: lm-eval's size-weighted group score); a group's tasks are compared too and
+    reported (each with its own CI), the largest drops named in the gate."""
+    guard = ds.harness
+    base = scores.get("base", ds.name, ds.spec.name)
+    cand = scores.get("candidate", ds.name, ds.spec.name)
+    c = compare(base, cand, ds.spec, stats)
+    compared = [DatasetComparison(ds.name, c)]
+    detail = ""
+    if guard.is_group:
+        metadata = [s.metadata for s in ds.samples]
+        per_task = compare_slices(metadata, ["task"], base, cand, ds.spec, stats, min_size=1)
+        compared += [DatasetComparison(f"lm_eval:{s.value}", s.comparison) for s in per_task]
+        detail = suite_breakdown(ds, base, cand, "task")
+    gate = noninferiority_gate(
+        f"lm_eval {guard.name} ({ds.spec.name})", c.improvement, g.max_drop, c.n,
+        fail_when=g.fail_when, unresolved=g.unresolved, detail=detail,
+    )  # fmt: skip
+    return gate, compared
 
 
 def guardrail_metric_names(g: MetricGuardrail, gold: Dataset) -> list[str]:

@@ -35,6 +35,7 @@ from heldout.results import (
 from heldout.runner._datasets import (
     Dataset,
     gold_dataset,
+    lm_eval_datasets,
     outputs,
     requests_for,
     secondary_metrics,
@@ -126,6 +127,7 @@ def load_datasets(
     suites = [
         suite_dataset(loaded, g) for g in loaded.plan.guardrails if isinstance(g, SuiteGuardrail)
     ]
+    suites += lm_eval_datasets(loaded)
     train = train_dataset(loaded, gold)
     if limit is None and sample_ids is None:
         return Datasets(gold, tuple(suites), train=train)
@@ -211,6 +213,7 @@ async def generate_all(
 
         return report
 
+    _check_loglikelihood(plan, datasets, backends)
     for role in roles_of(plan):
         t_role = time.perf_counter()
         # a predictions file is its own record: read afresh each run, never from the cache
@@ -256,12 +259,31 @@ async def generate_all(
     return gens
 
 
+def _check_loglikelihood(plan: Plan, datasets: Datasets, backends: Mapping[str, Backend]) -> None:
+    """Multiple-choice lm-eval tasks need log-likelihoods: every model must supply them."""
+    from heldout.harness import loglikelihood_problem
+
+    needing = [ds.harness.name for ds in datasets if ds.harness and ds.harness.needs_loglikelihood]
+    if not needing:
+        return
+    for role in roles_of(plan):
+        why = loglikelihood_problem(backends[role])
+        if why:
+            raise HeldoutError(
+                f"guardrails: lm-eval task {needing[0]!r} is multiple-choice (it scores each "
+                f"answer's log-likelihood), and models.{role} cannot: {why}. Use the hf backend "
+                "or an OpenAI-compatible completions server, or a generate_until task"
+            )
+
+
 def drop_unpaired(plan: Plan, datasets: Datasets, gens: Generations) -> tuple[Datasets, str | None]:
     """Leave out of every dataset the samples a model's file marked ``skip-pair`` (no
     prediction, or the peer tool errored): the comparison stays paired on the rest."""
     roles = roles_of(plan)
 
     def kept(ds: Dataset) -> list[Any]:
+        if ds.harness is not None:  # lm-eval's requests go to served models, not files
+            return list(ds.samples)
         return [
             s for s in ds.samples
             if not any(gens.get(r, ds.name)[s.id].extra.get("skip_pair") for r in roles)
@@ -283,6 +305,7 @@ def drop_unpaired(plan: Plan, datasets: Datasets, gens: Generations) -> tuple[Da
         subset(datasets.gold, cut["gold"]),
         tuple(subset(ds, cut[ds.name]) for ds in datasets.suites),
         datasets.smoke,
+        None if datasets.train is None else subset(datasets.train, cut["train"]),
     )
     return out, f"samples left out of every comparison (missing: skip-pair): {said}"
 
@@ -354,12 +377,48 @@ def score_all(
     scores = Scores(gold.spec.name, secondary, list(dict.fromkeys(guarded)))
     for role in roles_of(plan):
         for ds in datasets:
+            if ds.harness is not None:
+                _score_lm_eval(role, ds, gens, scores, failed_as_wrong)
+                continue
             texts = outputs(ds, gens.get(role, ds.name), failed_as_wrong)
             names = [ds.spec.name] + ([*scores.secondary, *scores.guarded] if ds is gold else [])
             for name in names:  # one tuple of outputs: a metric family parses it once
                 spec = ds.spec if name == ds.spec.name else get_metric(name)
                 scores.add(role, ds.name, name, spec(ds.targets, texts, options=ds.options))
     return scores
+
+
+def _score_lm_eval(
+    role: str, ds: Dataset, gens: Generations, scores: Scores, failed_as_wrong: bool
+) -> None:
+    """lm-eval scores each document from this model's answers; the documents' answers as
+    lm-eval filtered them become the samples' outputs (``Generations.set_view``)."""
+    from heldout.backends import Generation
+    from heldout.harness import score_guard
+    from heldout.metrics import MetricResult
+
+    raw = gens.get_raw(role, ds.name)
+    ids = [s.id for s in ds.samples]
+    got = score_guard(ds.harness, raw, sample_ids=ids, failed_as_wrong=failed_as_wrong)
+    scores.add(
+        role,
+        ds.name,
+        ds.spec.name,
+        MetricResult(
+            ds.spec.name,
+            float(got.scores.mean()) if got.scores.size else float("nan"),
+            got.scores,
+            details={"lm_eval_aggregate": got.aggregates, "failed_documents": sum(got.failed)},
+        ),
+    )
+    gens.set_view(
+        role,
+        ds.name,
+        {
+            sid: Generation(sid, None if bad else text, "a request failed" if bad else None)
+            for sid, text, bad in zip(ids, got.shown, got.failed, strict=True)
+        },
+    )
 
 
 def peer_agreement(

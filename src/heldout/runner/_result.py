@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from heldout._version import __version__
 from heldout.judge import read_human_labels
-from heldout.plan import LoadedPlan, LockStatus, Plan, plan_sha256, sha256_file
+from heldout.plan import LoadedPlan, LockStatus, Plan, plan_sha256
 from heldout.results import (
     CeilingRecord,
     DatasetRecord,
@@ -187,7 +187,7 @@ def build_result(
             DatasetRecord(
                 name=d.name,
                 path=str(d.path),
-                sha256=sha256_file(d.path),
+                sha256=d.sha256(),
                 n=len(d.samples),
                 metric=d.spec.name,
             )

@@ -56,8 +56,8 @@ class Smoke:
 
 @dataclass(frozen=True, slots=True)
 class Datasets:
-    """What is evaluated: the gold set first, then one dataset per suite guardrail, then the
-    training rows of ``train_sample``."""
+    """What is evaluated: the gold set first, then one dataset per suite guardrail and per
+    task or group an lm-eval guardrail names, then the training rows of ``train_sample``."""
 
     gold: Dataset
     suites: tuple[Dataset, ...] = ()
@@ -79,16 +79,29 @@ class Datasets:
 
 
 class Generations:
-    """Every model's outputs on every dataset, by sample id (judge verdicts under "judge")."""
+    """Every model's outputs on every dataset, by sample id (judge verdicts under "judge").
+
+    An lm-eval dataset's outputs are by request (several per document, multiple-choice);
+    scoring adds a *view* by document (lm-eval's filtered answer), which :meth:`get` returns
+    from then on; :meth:`of_role` (requests, failures, cost) counts the requests."""
 
     def __init__(self) -> None:
         self._by_role: dict[str, dict[str, dict[str, Generation]]] = {}
+        self._views: dict[str, dict[str, dict[str, Generation]]] = {}
 
     def add(self, role: str, dataset: str, outputs: dict[str, Generation]) -> None:
         self._by_role.setdefault(role, {})[dataset] = outputs
 
     def get(self, role: str, dataset: str) -> dict[str, Generation]:
+        view = self._views.get(role, {}).get(dataset)
+        return view if view is not None else self._by_role[role][dataset]
+
+    def get_raw(self, role: str, dataset: str) -> dict[str, Generation]:
+        """The outputs as the backend returned them, by request id."""
         return self._by_role[role][dataset]
+
+    def set_view(self, role: str, dataset: str, outputs: dict[str, Generation]) -> None:
+        self._views.setdefault(role, {})[dataset] = outputs
 
     def has(self, role: str, dataset: str) -> bool:
         return dataset in self._by_role.get(role, {})
