@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,9 +131,9 @@ def test_batches_are_cut_by_length_and_outputs_equal_one_at_a_time(
     seen: list[list[str]] = []
     real = backend.generate_batch
 
-    def spy(batch: list[str]) -> list[tuple[str, str]]:
+    def spy(batch: list[str], **overrides: Any) -> list[tuple[str, str]]:
         seen.append(list(batch))
-        return real(batch)
+        return real(batch, **overrides)
 
     monkeypatch.setattr(backend, "generate_batch", spy)
     batched = _gen(backend, reqs)

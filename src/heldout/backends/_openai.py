@@ -230,7 +230,7 @@ class OpenAIBackend:
         }
         stop = p.stop if req.stop is None else list(req.stop)
         if stop:
-            body["stop"] = stop[:4] if len(stop) > 4 else stop  # OpenAI accepts up to 4
+            body["stop"] = stop
         if p.seed is not None:
             body["seed"] = p.seed
         spec = self.spec
