@@ -382,3 +382,21 @@ def test_failed_lm_eval_guardrail_is_said_once_in_what_got_worse(
     report = next((root / ".heldout" / "runs").glob("*/report.md")).read_text()
     assert "lm_eval:tiny_recall" in report
     assert "lm\\_eval tiny\\_choices (acc)" in report  # a gate row, Markdown-escaped
+
+
+def test_an_edited_task_file_is_loaded_afresh_in_the_same_process(tmp_path: Path) -> None:
+    import shutil
+
+    from heldout.harness import load_guard
+    from heldout.plan import LmEvalGuardrail
+
+    shutil.copytree(FIXTURE / "tasks", tmp_path / "tasks")
+    g = LmEvalGuardrail.model_validate(
+        {"lm_eval": {"tasks": ["tiny_recall"], "include_path": ["tasks"]}, "max_drop": 0.1}
+    )
+    (before,) = load_guard(g, tmp_path)
+    data = tmp_path / "tasks" / "tiny_recall.jsonl"
+    data.write_text(data.read_text().replace('"answer": "cat"', '"answer": "dog"', 1))
+    (after,) = load_guard(g, tmp_path)
+    assert after.tasks[0].docs_sha256 != before.tasks[0].docs_sha256
+    assert load_guard(g, tmp_path)[0] is after  # unchanged files: loaded once

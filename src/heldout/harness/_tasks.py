@@ -150,7 +150,7 @@ def quiet_lm_eval() -> Iterator[None]:
 
 
 def _task_manager(include: tuple[str, ...], defaults: bool) -> Any:
-    key = (include, defaults)
+    key = (include, defaults, json.dumps([_folder_stamp(Path(p)) for p in include]))
     if key not in _MANAGERS:
         from lm_eval.tasks import TaskManager
 
@@ -158,7 +158,7 @@ def _task_manager(include: tuple[str, ...], defaults: bool) -> Any:
     return _MANAGERS[key]
 
 
-_MANAGERS: dict[tuple[tuple[str, ...], bool], Any] = {}
+_MANAGERS: dict[tuple[tuple[str, ...], bool, str], Any] = {}
 _GUARDS: dict[str, list[HarnessGuard]] = {}
 
 
@@ -174,7 +174,9 @@ def harness_guards(loaded: LoadedPlan) -> list[HarnessGuard]:
 def load_guard(g: LmEvalGuardrail, root: Path) -> list[HarnessGuard]:
     """The tasks of one lm-eval guardrail: one :class:`HarnessGuard` per name it lists."""
     include = tuple(str((root / p).resolve()) for p in g.lm_eval.include_path)
-    key = json.dumps([g.model_dump(mode="json"), include], sort_keys=True)
+    # an edited task file or its data (in the include folders) is loaded afresh
+    stamps = [_folder_stamp(Path(p)) for p in include]
+    key = json.dumps([g.model_dump(mode="json"), include, stamps, str(root)], sort_keys=True)
     if key in _GUARDS:
         return _GUARDS[key]
     try:
@@ -218,6 +220,17 @@ def load_guard(g: LmEvalGuardrail, root: Path) -> list[HarnessGuard]:
             guards.append(HarnessGuard(name, tasks, g))
     _GUARDS[key] = guards
     return guards
+
+
+def _folder_stamp(folder: Path) -> list[tuple[str, int, int]]:
+    """Names, sizes and modification times of the files under ``folder``."""
+    if not folder.is_dir():
+        return []
+    return [
+        (str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns)
+        for f in sorted(folder.rglob("*"))
+        if f.is_file()
+    ]
 
 
 def _leaves(name: str, loaded: dict[str, Any]) -> list[str]:
