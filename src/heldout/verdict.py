@@ -53,7 +53,7 @@ VerdictStatus = Literal[
     "success", "improved_but_short", "no_gain", "blocked", "inconclusive", "smoke"
 ]
 GateStatus = Literal["pass", "fail", "unresolved"]
-GateKind = Literal["suite", "calibration", "slice", "metric"]
+GateKind = Literal["suite", "calibration", "slice", "metric", "judge"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +83,21 @@ class GateResult:
     p_noninferiority: float | None = None
     detail: str = ""
     parts: tuple[GatePart, ...] = ()
+    #: Why this gate is measured and reported but cannot decide the verdict (a judge that
+    #: does not agree with the human labels on what it gates); None for a gate that decides.
+    untrusted: str | None = None
 
     @property
     def blocks(self) -> bool:
-        return self.status == "fail"
+        return self.status == "fail" and self.untrusted is None
 
     @property
     def makes_inconclusive(self) -> bool:
-        return self.status == "unresolved" and self.unresolved == "inconclusive"
+        return (
+            self.status == "unresolved"
+            and self.unresolved == "inconclusive"
+            and self.untrusted is None
+        )
 
     def describe(self) -> str:
         c = self.change
@@ -109,6 +116,8 @@ class GateResult:
             text += f"; non-inferiority p={self.p_noninferiority:.3g}"
         if self.detail:
             text += f"; {self.detail}"
+        if self.untrusted is not None:
+            text += f"; NOT GATED: {self.untrusted}"
         return text
 
 
@@ -321,7 +330,9 @@ def decide(
     failed = [g for g in gates if g.blocks]
     open_gates = [g for g in gates if g.makes_inconclusive]
     for g in gates:
-        if g.status == "unresolved" and g.unresolved == "warn":
+        if g.untrusted is not None:
+            warnings.append("guardrail reported, not gated: " + g.describe())
+        elif g.status == "unresolved" and g.unresolved == "warn":
             warnings.append("unresolved guardrail (plan: warn) " + g.describe())
     if power is not None and power.underpowered:
         warnings.append(

@@ -11,6 +11,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from heldout.errors import DataError
 from heldout.judge import (
+    REMOVED,
     cohen_kappa,
     combine,
     nonce_for,
@@ -30,7 +31,9 @@ def test_prompt_keeps_responses_inside_their_blocks() -> None:
     prompt = pairwise_prompt("What is 2+2?", attack, "4", ["accuracy", "tone"], nonce)
     for tag in (f"<response-{nonce}-A>", f"</response-{nonce}-A>", f"<task-{nonce}>"):
         assert prompt.count(tag) == 1  # the attack could not open or close a block
-    assert "‹/response-" in prompt
+    assert "⟦tag:/response⟧" in prompt and "⟦tag:response⟧" in prompt  # look-alikes escaped
+    assert '{"winner": "A"}\n<response' not in prompt  # the dictated verdict is gone
+    assert REMOVED in prompt
     assert "- accuracy\n- tone" in prompt
     assert prompt.index(f"<response-{nonce}-A>") < prompt.index("Great answer.")
     assert prompt.index("Great answer.") < prompt.index(f"</response-{nonce}-A>")

@@ -181,7 +181,8 @@ def print_summary(result: RunResult) -> None:
         order = {"fail": 0, "unresolved": 1, "pass": 2}
         for g in sorted(result.gates, key=lambda g: order[g.status]):
             color = {"fail": "red", "unresolved": "yellow", "pass": "green"}[g.status]
-            row(gates, g.name, Text(g.status, style=color), g.description)
+            status = g.status + (" (not gated)" if g.untrusted else "")
+            row(gates, g.name, Text(status, style=color), g.description)
         out.print(gates)
     for diag in overfitting(result):
         out.print(
@@ -189,7 +190,8 @@ def print_summary(result: RunResult) -> None:
             highlight=False,
         )
     if result.judge:
-        out.print(result.judge["description"], highlight=False)
+        for line in result.judge.get("lines") or [result.judge["description"]]:
+            out.print(line, highlight=False)
     for w in result.warnings + result.verdict.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     v = result.verdict

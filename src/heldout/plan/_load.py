@@ -22,6 +22,7 @@ from heldout.plan._model import (
     CalibrationGuardrail,
     FileModel,
     HFModel,
+    JudgeGuardrail,
     JudgeSpec,
     LmEvalGuardrail,
     MetricGuardrail,
@@ -56,7 +57,7 @@ _ALL_MODELS: tuple[type[BaseModel], ...] = (
 _KNOWN_KEYS = sorted(
     {a for m in _ALL_MODELS for n, f in m.model_fields.items() for a in (n, f.alias) if a}
 )
-_TAGS = {*BACKENDS, "suite", "calibration", "slices", "metric"}
+_TAGS = {*BACKENDS, "suite", "calibration", "slices", "metric", "judge"}
 
 
 @dataclass(slots=True)
@@ -70,6 +71,7 @@ class LoadedPlan:
     #: does not read them again).
     suite_samples: dict[str, list[Sample]] = field(default_factory=dict)
     human_labels: dict[str, str] | None = None
+    human_scores: dict[tuple[str, str], dict[str, int]] | None = None
 
     @property
     def root(self) -> Path:
@@ -112,6 +114,8 @@ def referenced_files(plan: Plan) -> dict[str, str]:
             files[f"guardrails[{i}].suite"] = BUILTIN_SUITES[g.suite].reference
     if plan.judge and plan.judge.human_labels:
         files["judge.human_labels"] = plan.judge.human_labels
+    if plan.judge and plan.judge.human_scores:
+        files["judge.human_scores"] = plan.judge.human_scores
     for i, plugin in enumerate(plan.plugins):
         if plugin.endswith(".py"):
             files[f"plugins[{i}]"] = plugin
@@ -170,6 +174,7 @@ def _strip_tags(loc: Sequence[int | str]) -> list[int | str]:
         union_site = (
             (len(out) == 2 and out[0] == "models" and out[1] in ("base", "candidate", "reference"))
             or out == ["judge", "model"]
+            or (len(out) == 3 and out[:2] == ["judge", "panel"] and isinstance(out[2], int))
             or (len(out) == 2 and out[0] == "guardrails" and isinstance(out[1], int))
         )
         if union_site and i < len(loc) and loc[i] in _TAGS and i + 1 <= len(loc):
@@ -471,6 +476,8 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
     if models.reference is not None and models.reference == models.candidate:
         add(["models", "reference"], "is identical to models.candidate")
 
+    _judge_problems(plan, add)
+
     labels_known = task.labels
     for where, metric_name in _metric_references(plan):
         try:
@@ -581,6 +588,87 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
                         f"suite {g.suite!r} is scored with {target.metric}, not a "
                         "classification metric: it has no label probabilities",
                     )
+    return out
+
+
+def _judge_problems(plan: Plan, add: Callable[[list[int | str], str], None]) -> None:
+    """Judge guardrails and judged suites name what the judge measures; a pairwise-only
+    judge has no rubric scores, a rubric-only one no win rate."""
+    judge = plan.judge
+    names = [c.name for c in judge.criteria()] if judge is not None else []
+    for i, g in enumerate(plan.guardrails):
+        if isinstance(g, JudgeGuardrail):
+            if judge is None:
+                add(["guardrails", i, "judge"], "needs a judge: section in the plan")
+            elif g.judge == "win_rate":
+                if judge.mode == "rubric":
+                    add(
+                        ["guardrails", i, "judge"],
+                        "win_rate needs pairwise judging: set judge.mode to pairwise or both",
+                    )
+            elif g.judge != "overall" and g.judge not in names:
+                add(
+                    ["guardrails", i, "judge"],
+                    f"{g.judge!r} is not a rubric criterion ({', '.join(names)}), 'overall' "
+                    "or 'win_rate'",
+                )
+            elif judge.mode == "pairwise":
+                add(
+                    ["guardrails", i, "judge"],
+                    f"{g.judge!r} needs rubric scores: set judge.mode to rubric or both",
+                )
+        elif isinstance(g, SuiteGuardrail) and g.judge:
+            if "metric" in g.model_fields_set:
+                add(
+                    ["guardrails", i, "metric"],
+                    "a judged suite is scored by the judge: give either metric or judge",
+                )
+            if judge is None:
+                add(["guardrails", i, "judge"], "a judged suite needs a judge: section")
+            for j, name in enumerate(g.judge):
+                if judge is not None and name not in names:
+                    add(
+                        ["guardrails", i, "judge", j],
+                        f"{name!r} is not a rubric criterion ({', '.join(names)})",
+                    )
+
+
+def _judge_trust_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Problem]:
+    """A judge guardrail can gate only on what people labelled: a guardrail with no human
+    labels at all for its target could never gate, so the plan says so now."""
+    plan, out = loaded.plan, list[Problem]()
+    judge = plan.judge
+    if judge is None:
+        return out
+    names = [c.name for c in judge.criteria()]
+    for i, g in enumerate(plan.guardrails):
+        if isinstance(g, SuiteGuardrail) and g.judge:
+            target, targets = ", ".join(g.judge), list(g.judge)
+        elif isinstance(g, JudgeGuardrail):
+            target = g.judge
+            targets = names if g.judge == "overall" else [g.judge]
+        else:
+            continue
+        loc: list[int | str] = ["guardrails", i, "judge"]
+        if target == "win_rate":
+            if not judge.human_labels:
+                why = (
+                    "cannot gate on win_rate: the judge is not calibrated (no "
+                    "judge.human_labels); give people's pairwise verdicts, or remove the "
+                    "guardrail (the win rate is reported either way)"
+                )
+                out.append(Problem(format_path(loc), why, line_of(node, loc)))
+            continue
+        rated = loaded.human_scores or {}
+        missing = [t for t in targets if not any(t in s for s in rated.values())]
+        if missing and (not judge.human_scores or loaded.human_scores is not None):
+            why = (
+                f"cannot gate on {target!r}: the judge is not calibrated on "
+                f"{', '.join(missing)} (no human scores"
+                + ("" if judge.human_scores else "; give judge.human_scores")
+                + "); an uncalibrated criterion is reported, never gated"
+            )
+            out.append(Problem(format_path(loc), why, line_of(node, loc)))
     return out
 
 
@@ -759,6 +847,16 @@ def _data_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Problem]:
                 loaded.human_labels = read_human_labels(labels)
             except DataError as exc:
                 out += exc.problems
+    if judge is not None and judge.human_scores:
+        from heldout.judge import read_human_scores
+
+        scores = loaded.resolve(judge.human_scores)
+        if scores.is_file():
+            try:
+                loaded.human_scores = read_human_scores(scores, judge.criteria())
+            except DataError as exc:
+                out += exc.problems
+    out += _judge_trust_problems(loaded, node)
     return out
 
 
@@ -774,7 +872,7 @@ def _suite_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Problem]
         if not path.is_file():
             continue  # reported by the semantic checks
         try:
-            samples = load_samples(path)
+            samples = load_samples(path, FieldMap(require_target=not g.judge))
             loaded.suite_samples[g.suite] = samples
         except DataError as exc:
             out += exc.problems

@@ -7,7 +7,7 @@ pre-registration must never pass silently.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,14 +19,19 @@ from pydantic import (
     model_validator,
 )
 
+if TYPE_CHECKING:
+    from heldout.judge import Criterion as JudgeCriterion
+
 __all__ = [
     "SHAPES",
     "CalibrationGuardrail",
     "ChatMessage",
+    "Criterion",
     "FileModel",
     "GenerationParams",
     "Guardrail",
     "HFModel",
+    "JudgeGuardrail",
     "JudgeSpec",
     "MetricGuardrail",
     "MlflowSpec",
@@ -154,6 +159,11 @@ class OpenAIModel(_Strict):
     """Any OpenAI-compatible server: vLLM, SGLang, TGI, Ollama, llama.cpp, OpenAI."""
 
     backend: Literal["openai"] = Field(description="OpenAI-compatible HTTP API.")
+    family: str | None = Field(
+        default=None,
+        description="Model family (e.g. llama, qwen, gpt): a judge of the same family as a "
+        "judged model is flagged for self-preference, with the gap the judge panel measures.",
+    )
     model: str = Field(description="Model name as the server knows it.")
     base_url: str | list[str] = Field(
         default="https://api.openai.com/v1",
@@ -303,6 +313,11 @@ class HFModel(_Strict):
     """A local transformers model with an optional PEFT adapter."""
 
     backend: Literal["hf"] = Field(description="Local transformers model.")
+    family: str | None = Field(
+        default=None,
+        description="Model family (e.g. llama, qwen, gpt): a judge of the same family as a "
+        "judged model is flagged for self-preference, with the gap the judge panel measures.",
+    )
     model: str = Field(description="Local path (or cached hub id) of the base weights.")
     adapter: str | None = Field(default=None, description="Path of a PEFT (LoRA) adapter.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
@@ -324,6 +339,11 @@ class FileModel(_Strict):
     """Precomputed predictions keyed by sample id (JSONL, CSV, Parquet, lm-eval, Inspect)."""
 
     backend: Literal["file"] = Field(description="Precomputed outputs.")
+    family: str | None = Field(
+        default=None,
+        description="Model family (e.g. llama, qwen, gpt): a judge of the same family as a "
+        "judged model is flagged for self-preference, with the gap the judge panel measures.",
+    )
     path: str = Field(description="Predictions file, relative to the plan's folder.")
     format: Literal["auto", "jsonl", "csv", "parquet", "lm-eval", "inspect"] = Field(
         default="auto", description="File format; 'auto' decides from the name."
@@ -362,6 +382,11 @@ class MockModel(_Strict):
     """Deterministic scripted outputs, for tests and dry runs."""
 
     backend: Literal["mock"] = Field(description="Scripted outputs (tests, dry runs).")
+    family: str | None = Field(
+        default=None,
+        description="Model family (e.g. llama, qwen, gpt): a judge of the same family as a "
+        "judged model is flagged for self-preference, with the gap the judge panel measures.",
+    )
     name: str = Field(default="mock", description="Identity of this mock in results.")
     outputs: dict[str, str] = Field(default_factory=dict, description="Output per sample id.")
     default: str | None = Field(
@@ -410,6 +435,14 @@ class SuiteGuardrail(_Strict):
         "built-in suite is scored by its own grader.",
     )
     template: str = Field(default="{input}", description="Prompt template for the suite.")
+    judge: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Score the suite with the plan's rubric judge on these criteria instead of "
+        "a metric (a judged forgetting check): each response's mean over them, rescaled to 0–1 "
+        "(the scale's floor is 0), so max_drop 0.08 tolerates a drop of 8% of the scale. The "
+        "suite needs no targets.",
+    )
     max_drop: float = Field(ge=0.0, le=1.0, description="Largest tolerated drop (0.02 = 2 pts).")
     unresolved: Literal["inconclusive", "warn"] = Field(
         default="inconclusive",
@@ -427,7 +460,12 @@ class SuiteGuardrail(_Strict):
         """A built-in suite named without 'data' or 'metric' is scored by its grader."""
         from heldout.suites import BUILTIN_SUITES
 
-        if isinstance(data, dict) and data.get("data") is None and "metric" not in data:
+        if (
+            isinstance(data, dict)
+            and data.get("data") is None
+            and "metric" not in data
+            and not data.get("judge")
+        ):
             builtin = BUILTIN_SUITES.get(str(data.get("suite")))
             if builtin is not None:
                 return {**data, "metric": builtin.metric}
@@ -562,10 +600,35 @@ class LmEvalGuardrail(_Strict):
     )
 
 
+class JudgeGuardrail(_Strict):
+    """Non-inferiority vs base on what the plan's judge measured: a rubric criterion, the
+    mean over all criteria ('overall'), or the pairwise win rate ('win_rate'). It gates only
+    when the judge agrees with the human labels on it (min_agreement); otherwise it is
+    reported as not trusted and never decides the verdict."""
+
+    judge: str = Field(
+        description="A rubric criterion's name, 'overall' (mean of the criteria) or 'win_rate' "
+        "(pairwise: the candidate's win rate against 0.5)."
+    )
+    max_drop: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="Largest tolerated drop, as a share of the criterion's scale (0.1 on a 1–5 "
+        "scale = 0.4 points) or of the win rate (0.05: at least 0.45).",
+    )
+    unresolved: Literal["inconclusive", "warn"] = Field(
+        default="inconclusive", description="Verdict when the CI straddles −max_drop."
+    )
+    fail_when: Literal["point", "ci"] = Field(
+        default="ci", description="Fail on the whole CI past the margin, or the point estimate."
+    )
+
+
 def _guardrail_tag(value: Any) -> str | None:
     keys = set(value) if isinstance(value, dict) else set(type(value).model_fields)
-    # a calibration guardrail may name a suite; a suite guardrail names its metric
-    for tag in ("lm_eval", "calibration", "slices", "suite", "metric"):
+    # a calibration guardrail may name a suite; a suite guardrail names its metric (or the
+    # judge that scores it)
+    for tag in ("lm_eval", "calibration", "slices", "suite", "judge", "metric"):
         if tag in keys:
             return tag
     return None
@@ -576,20 +639,120 @@ Guardrail = Annotated[
     | Annotated[CalibrationGuardrail, Tag("calibration")]
     | Annotated[SliceGuardrail, Tag("slices")]
     | Annotated[MetricGuardrail, Tag("metric")]
-    | Annotated[LmEvalGuardrail, Tag("lm_eval")],
+    | Annotated[LmEvalGuardrail, Tag("lm_eval")]
+    | Annotated[JudgeGuardrail, Tag("judge")],
     Discriminator(_guardrail_tag),
 ]
 
 
+class Criterion(_Strict):
+    """One rubric criterion, scored by the judge as an integer on its scale."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=40,
+        pattern=r"^[A-Za-z][A-Za-z0-9_ -]*$",
+        description="Name, used as the JSON key the judge fills in (e.g. accuracy).",
+    )
+    description: str | None = Field(
+        default=None, description="What the judge looks for (default: the name)."
+    )
+    scale: list[int] = Field(
+        default_factory=lambda: [1, 5],
+        min_length=2,
+        max_length=2,
+        description="Lowest and highest score, integers (default [1, 5]).",
+    )
+
+    @field_validator("scale")
+    @classmethod
+    def _ordered(cls, v: list[int]) -> list[int]:
+        if not v[0] < v[1] or v[1] - v[0] > 20:
+            raise ValueError(
+                "scale is [lowest, highest]: two integers, lowest < highest, at most 20 apart"
+            )
+        return v
+
+
 class JudgeSpec(_Strict):
-    """An LLM judge, checked against human labels before it is trusted."""
+    """An LLM judge (or a panel), checked against human labels before it is trusted.
+
+    ``mode: rubric`` scores base, candidate and reference on every gold sample on each
+    criterion (JSON checked against a schema built from the rubric); ``pairwise`` asks which
+    of base and candidate is better, positions swapped; ``both`` does both."""
 
     model: ModelSpec = Field(description="The judge model.")
-    rubric: list[str] = Field(min_length=1, description="Criteria the judge scores.")
-    human_labels: str | None = Field(default=None, description="JSONL of human ratings.")
+    panel: list[ModelSpec] = Field(
+        default_factory=list,
+        description="Further judge models: every judge scores everything, and the scores are "
+        "aggregated (aggregate); inter-judge agreement and self-preference are measured.",
+    )
+    aggregate: Literal["mean", "majority"] = Field(
+        default="mean",
+        description="How a panel's scores combine per response: 'mean', or 'majority' (the most "
+        "common score or winner; a tie goes to the median).",
+    )
+    mode: Literal["pairwise", "rubric", "both"] = Field(
+        default="pairwise",
+        description="'pairwise' (which of base and candidate is better), 'rubric' (each "
+        "response scored per criterion), or 'both'.",
+    )
+    rubric: list[str | Criterion] = Field(
+        min_length=1,
+        description="The criteria: names (scale 1–5) or {name, description, scale}.",
+    )
+    human_labels: str | None = Field(
+        default=None, description="JSONL of human pairwise verdicts: {id, winner}."
+    )
+    human_scores: str | None = Field(
+        default=None,
+        description="JSONL of human rubric scores: {id, model, scores: {criterion: n}}.",
+    )
     min_agreement: float = Field(
         default=0.8, ge=0.0, le=1.0, description="Agreement with humans needed to trust it."
     )
+    agreement: Literal["exact", "within_one"] = Field(
+        default="exact",
+        description="Rubric agreement with humans that min_agreement applies to: the same "
+        "score ('exact') or at most one point apart ('within_one').",
+    )
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        description="Re-asks of a judge whose rubric reply is not valid JSON for the schema; "
+        "after them the response is counted as unparseable (never scored).",
+    )
+    show_target: bool = Field(
+        default=False,
+        description="Show the judge each gold sample's target as a reference answer.",
+    )
+
+    @model_validator(mode="after")
+    def _names(self) -> JudgeSpec:
+        names = [c if isinstance(c, str) else c.name for c in self.rubric]
+        for name in names:
+            if name in ("overall", "win_rate"):
+                raise ValueError(f"rubric: {name!r} is reserved (a judge guardrail's target)")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"rubric: criterion names must be unique; repeated: {dup}")
+        return self
+
+    def criteria(self) -> list[JudgeCriterion]:
+        """The rubric as the judge scores it."""
+        from heldout.judge import Criterion as JudgeCriterion
+
+        out = []
+        for c in self.rubric:
+            if isinstance(c, str):
+                out.append(JudgeCriterion(c, c))
+            else:
+                out.append(JudgeCriterion(c.name, c.description or c.name, c.scale[0], c.scale[1]))
+        return out
+
+    def judges(self) -> list[ModelSpec]:
+        return [self.model, *self.panel]
 
 
 class StatsSpec(_Strict):

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from heldout.errors import HeldoutError
 from heldout.metrics import get_metric
 from heldout.plan._load import LoadedPlan
-from heldout.plan._model import LmEvalGuardrail, Plan, SliceGuardrail, SuiteGuardrail
+from heldout.plan._model import (
+    JudgeGuardrail,
+    LmEvalGuardrail,
+    Plan,
+    SliceGuardrail,
+    SuiteGuardrail,
+)
 from heldout.stats import Comparison, PowerAssessment, assess_power
 from heldout.stats._power import (
     DEFAULT_GUARD_DISCORDANCE,
@@ -101,6 +107,34 @@ class Resolvability:
         )
 
 
+def _judge_trust(loaded: LoadedPlan, g: JudgeGuardrail) -> Resolvability:
+    """Whether a judge guardrail can gate: what it needs from the human labels."""
+    judge = loaded.plan.judge
+    n = len(loaded.samples)
+    name = f"judge {g.judge}"
+    if judge is None:
+        return Resolvability(name, n, g.max_drop, None, None, "no judge in the plan")
+    need = f"agreement ≥ {judge.min_agreement:.0%}"
+    if g.judge == "win_rate":
+        have = len(loaded.human_labels or {})
+        what = "human pairwise labels"
+    else:
+        names = [c.name for c in judge.criteria()] if g.judge == "overall" else [g.judge]
+        rated = loaded.human_scores or {}
+        have = min(sum(c in s for s in rated.values()) for c in names) if names else 0
+        what = f"human scores of {', '.join(names)}"
+    if not have:
+        return Resolvability(
+            name, n, g.max_drop, None, None,
+            f"cannot gate: no {what}; it will be reported, not gated",
+        )  # fmt: skip
+    return Resolvability(
+        name, n, g.max_drop, None, None,
+        f"gates only if the judge reaches {need} with the {have} {what} (checked at run "
+        "time; otherwise reported, not gated)",
+    )  # fmt: skip
+
+
 def guardrail_resolvability(loaded: LoadedPlan) -> list[Resolvability]:
     """For each suite and slice guardrail with a binary metric: the exact chance it passes
     (rather than staying unresolved) when the candidate broke nothing, assuming base and
@@ -114,7 +148,18 @@ def guardrail_resolvability(loaded: LoadedPlan) -> list[Resolvability]:
     if any(isinstance(g, LmEvalGuardrail) for g in plan.guardrails):
         out += _lm_eval_resolvability(loaded, psi, conf, assumed)
     for g in plan.guardrails:
-        if isinstance(g, SuiteGuardrail):
+        if isinstance(g, JudgeGuardrail):
+            out.append(_judge_trust(loaded, g))
+        elif isinstance(g, SuiteGuardrail) and g.judge:
+            n = len(loaded.suite_samples.get(g.suite) or [])
+            if not n and g.data is None and g.suite in BUILTIN_SUITES:
+                n = BUILTIN_SUITES[g.suite].size
+            note = (
+                f"n={n}, scored by the judge on {', '.join(g.judge)} (a continuous score: its "
+                "chance to pass is not estimated before the run)"
+            )
+            out.append(Resolvability(f"suite {g.suite}", n, g.max_drop, None, None, note))
+        elif isinstance(g, SuiteGuardrail):
             n = len(loaded.suite_samples.get(g.suite) or [])
             if not n and g.data is None and g.suite in BUILTIN_SUITES:
                 n = BUILTIN_SUITES[g.suite].size

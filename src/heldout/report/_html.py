@@ -16,6 +16,7 @@ from typing import Any
 
 from heldout._version import __version__
 from heldout.report import _view
+from heldout.report._judge import judge_view
 from heldout.report._svg import forest, reliability_diagram
 from heldout.report._view import ReportView, fmt
 
@@ -154,6 +155,7 @@ def render_html(view: ReportView) -> str:
             label="suites by skill or constraint type",
         ),
         losses=view.losses,
+        judge=judge_view(r.judge),
         regression_counts=view.regression_counts,
         weakest_suite=view.weakest_suite,
         groups=view.groups[:12],

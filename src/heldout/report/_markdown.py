@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from heldout.report._judge import JudgeView, judge_view
 from heldout.report._view import ReportView, fmt
 
 __all__ = ["MAX_CHARS", "render_markdown"]
@@ -167,7 +168,7 @@ def _gates(view: ReportView) -> list[str]:
     rows = [
         [
             _cell(g.name),
-            f"{ICON[g.status]} {g.status}",
+            f"{ICON[g.status]} {g.status}" + (" (not gated)" if g.untrusted else ""),
             _ci(g.change.estimate, g.change.low, g.change.high),
             f"{g.margin:g}",
             str(g.n),
@@ -176,6 +177,44 @@ def _gates(view: ReportView) -> list[str]:
     ]
     header = ["guardrail", "status", "change [CI]", "allowed drop", "n"]
     return ["### Guardrails (failures first)", "", *_table(header, rows)]
+
+
+def _judge(j: JudgeView) -> list[str]:
+    out = ["### Judge", "", *(f"- {_cell(line, 600)}" for line in j.lines)]
+    if j.rows:
+        ref = "reference" in j.models
+        header = ["criterion", *j.models, "candidate − base [CI]"]
+        header += ["share of the reference [CI]"] if ref else []
+        header += ["agreement with people", "gates?"]
+        rows = []
+        for row in j.rows:
+            cells = [
+                _cell(f"{row.criterion} ({row.scale})"),
+                *(row.means.get(m, "n/a") for m in j.models),
+            ]
+            cells.append(_ci(*row.delta))
+            if ref:
+                cells.append("n/a" if row.share is None else _ci(*row.share).replace("+", ""))
+            cells += [_cell(row.people), row.trusted]
+            rows.append(cells)
+        out += ["", *_table(header, rows)]
+    if j.injections_total:
+        shown = f" (first {len(j.injections)})" if len(j.injections) < j.injections_total else ""
+        out += [
+            "",
+            f"#### Answers that addressed the judge (neutralised before judging): "
+            f"{j.injections_total}{shown}",
+            "",
+            *_table(
+                ["dataset", "model", "id", "what was found"],
+                [
+                    [_cell(x["dataset"]), _cell(x["model"]), _code(x["id"], 40),
+                     _cell(", ".join(x["flags"]))]
+                    for x in j.injections
+                ],
+            ),
+        ]  # fmt: skip
+    return out
 
 
 def _examples(title: str, items: list[dict[str, Any]], total: int) -> list[str]:
@@ -208,8 +247,9 @@ def render_markdown(view: ReportView, *, top: int = 10) -> str:
     head += [f"- {_cell(reason, 600)}" for reason in v.reasons]
     head += [f"- ⚠️ {_cell(w, 600)}" for w in [*r.warnings, *v.warnings]]
     sections = [head, _losses(view), _comparisons(view), _gates(view)]
-    if r.judge:
-        sections.append([f"**Judge:** {_cell(r.judge['description'], 600)}"])
+    judge = judge_view(r.judge)
+    if judge is not None:
+        sections.append(_judge(judge))
     examples = ["### Examples it gets wrong (base right, candidate wrong)"]
     if view.regressions:
         examples += [

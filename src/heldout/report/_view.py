@@ -264,6 +264,8 @@ def significant_losses(result: RunResult) -> list[Loss]:
                 g.kind, "guardrail"
             )
             note = f"guardrail failed: allowed drop {g.margin:g}"
+            if g.untrusted:
+                note = f"past the allowed drop {g.margin:g}, not gated: {g.untrusted}"
             ch = g.change
             out.append(Loss(kind, f"guardrail · {g.name}", ch.estimate, ch.low, ch.high, g.n, note))
     judge = result.judge or {}
@@ -280,6 +282,17 @@ def significant_losses(result: RunResult) -> list[Loss]:
                 "below 0.5: the judge prefers the base",
             )
         )
+    rubric = judge.get("rubric") if isinstance(judge.get("rubric"), dict) else {}
+    for row in (rubric or {}).get("table") or []:
+        d = row.get("delta") or {}
+        if d.get("high") is not None and d["high"] < 0:
+            out.append(
+                Loss(
+                    "judge", f"judge rubric · {row['criterion']}", d["estimate"], d["low"],
+                    d["high"], int(row.get("n") or 0),
+                    "the judge scores the candidate lower than the base",
+                )
+            )  # fmt: skip
     order = (
         "primary", "secondary", "suite", "slice", "calibration", "judge", "guardrail", "train"
     )  # fmt: skip

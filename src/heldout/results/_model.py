@@ -80,7 +80,7 @@ class GatePartRecord(_Model):
 
 class GateRecord(_Model):
     name: str
-    kind: Literal["suite", "calibration", "slice", "metric"]
+    kind: Literal["suite", "calibration", "slice", "metric", "judge"]
     status: Literal["pass", "fail", "unresolved"]
     change: IntervalRecord
     margin: float
@@ -95,6 +95,11 @@ class GateRecord(_Model):
     detail: str = ""
     description: str = ""
     parts: list[GatePartRecord] = Field(default_factory=list)
+    untrusted: str | None = Field(
+        default=None,
+        description="Why this gate was reported but could not decide the verdict (a judge "
+        "below min_agreement with the human labels); null for a gate that decides.",
+    )
 
 
 class CeilingRecord(_Model):
@@ -133,7 +138,9 @@ class OverfittingRecord(_Model):
 
 
 class ModelRecord(_Model):
-    role: Literal["base", "candidate", "reference", "judge"]
+    role: str = Field(
+        description="base, candidate, reference, or judge (judge_2, judge_3 … for a panel)."
+    )
     identity: dict[str, Any]
     record: dict[str, Any] = Field(default_factory=dict)
     requests: int = 0
@@ -141,6 +148,8 @@ class ModelRecord(_Model):
     failed: int = 0
     latency_s_mean: float | None = None
     cost: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 class DatasetRecord(_Model):

@@ -21,6 +21,7 @@ from heldout.suites import builtin_suite
 __all__ = [
     "Dataset",
     "calibration_data",
+    "external_metric",
     "gold_dataset",
     "lm_eval_datasets",
     "outputs",
@@ -94,7 +95,12 @@ def gold_dataset(loaded: LoadedPlan) -> Dataset:
 
 def suite_dataset(loaded: LoadedPlan, g: SuiteGuardrail) -> Dataset:
     path = loaded.resolve(g.data) if g.data else builtin_suite(g.suite).path
-    samples = loaded.suite_samples.get(g.suite) or load_samples(path, FieldMap())
+    fields = FieldMap(require_target=not g.judge)  # a judged suite needs only prompts
+    samples = loaded.suite_samples.get(g.suite) or load_samples(path, fields)
+    if g.judge:
+        spec = external_metric(f"judge[{', '.join(g.judge)}]", "the judge", bounds=(0.0, 1.0))
+        options = MetricOptions(inputs=tuple(s.input for s in samples))
+        return Dataset(f"suite:{g.suite}", path, samples, g.template, spec, options)
     spec = get_metric(g.metric)
     labels = None
     if "classification" in spec.shapes:
@@ -103,25 +109,41 @@ def suite_dataset(loaded: LoadedPlan, g: SuiteGuardrail) -> Dataset:
     return Dataset(f"suite:{g.suite}", path, samples, g.template, spec, options)
 
 
-def _lm_eval_metric(name: str, higher_is_better: bool) -> MetricSpec:
-    from heldout.harness import LM_EVAL_BINARY
+def external_metric(
+    name: str,
+    by: str,
+    *,
+    higher_is_better: bool = True,
+    bounds: tuple[float, float] | None = None,
+    binary: bool = False,
+) -> MetricSpec:
+    """The spec of a per-sample score that another part computes (lm-eval, the judge):
+    compared as a mean; calling its function is an error."""
 
-    """The spec of a per-document lm-eval score: compared as a mean; the score itself always
-    comes from lm-eval (calling this spec's function is an error)."""
-
-    def scored_by_lm_eval(y_true: Any, y_pred: Any, *, options: MetricOptions) -> Any:
-        raise HeldoutError(f"{name} is computed by lm-eval, not by heldout")
+    def computed_elsewhere(y_true: Any, y_pred: Any, *, options: MetricOptions) -> Any:
+        raise HeldoutError(f"{name} is computed by {by}, not by a heldout metric")
 
     return MetricSpec(
         name=name,
-        fn=scored_by_lm_eval,
+        fn=computed_elsewhere,
         shapes=frozenset({"open"}),
         higher_is_better=higher_is_better,
-        bounds=(0.0, 1.0) if name in LM_EVAL_BINARY else None,
+        bounds=bounds,
         mean_of_samples=True,
-        description=f"lm-eval's per-document {name}",
-        binary=name in LM_EVAL_BINARY,
+        description=f"{by}'s per-sample {name}",
+        binary=binary,
     )
+
+
+def _lm_eval_metric(name: str, higher_is_better: bool) -> MetricSpec:
+    """A per-document lm-eval score: the score itself always comes from lm-eval."""
+    from heldout.harness import LM_EVAL_BINARY
+
+    binary = name in LM_EVAL_BINARY
+    return external_metric(
+        name, "lm-eval", higher_is_better=higher_is_better,
+        bounds=(0.0, 1.0) if binary else None, binary=binary,
+    )  # fmt: skip
 
 
 def lm_eval_datasets(loaded: LoadedPlan) -> list[Dataset]:

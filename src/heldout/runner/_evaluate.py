@@ -34,6 +34,7 @@ from heldout.results._table import SampleTable
 from heldout.runner._datasets import read_sample_ids
 from heldout.runner._gates import gate_all
 from heldout.runner._generate import GenerationSink
+from heldout.runner._judging import analyse, judge_roles, judged_datasets
 from heldout.runner._lock import project_lock
 from heldout.runner._pipeline import (
     Progress,
@@ -51,7 +52,7 @@ from heldout.runner._pipeline import (
     score_all,
     stats_options,
 )
-from heldout.runner._result import build_result, human_labels, judge_info, sample_table
+from heldout.runner._result import build_result, human_labels, human_scores, sample_table
 from heldout.tracking import RunHook, hooks_for
 
 __all__ = ["Run", "evaluate", "evaluate_async"]
@@ -328,6 +329,7 @@ async def _run(
     )
     models = make_backends(loaded, backends)
     human = human_labels(loaded)
+    rated = human_scores(loaded)
     timings["load_s"] = time.perf_counter() - started
 
     store = ResponseCache(loaded.root / ".heldout" / "cache.sqlite") if cache else None
@@ -357,18 +359,23 @@ async def _run(
     datasets, skipped = drop_unpaired(plan, datasets, gens)
     if skipped:
         warnings.append(skipped)
-    judge = None
+    judge = judged = None
     if plan.judge is not None:
-        judge_records, judge_failed, _ = model_records(["judge"], gens, models)
+        judge_records, judge_failed, _ = model_records(judge_roles(plan.judge), gens, models)
         records += judge_records
-        judge, judge_warnings = judge_info(plan, datasets, gens, human, stats)
-        warnings += judge_failed + judge_warnings
+        judged = analyse(plan, datasets, gens, models, human, rated, stats)
+        datasets = judged_datasets(datasets, judged)
+        judge = judged.record
+        warnings += judge_failed + judged.warnings
 
     await asyncio.sleep(0)  # a Ctrl-C during a stage takes effect between stages
     if progress:
         progress(ProgressEvent("score", "metrics"))
     t0 = time.perf_counter()
-    scores = score_all(plan, datasets, gens, failed_as_wrong=failed_as_wrong)
+    scores = score_all(
+        plan, datasets, gens, failed_as_wrong=failed_as_wrong,
+        judged=None if judged is None else judged.suite_scores,
+    )  # fmt: skip
     peers, peer_warnings = peer_agreement(plan, datasets, gens, scores)
     warnings += peer_warnings
     timings["score_s"] = time.perf_counter() - t0
@@ -379,7 +386,7 @@ async def _run(
         progress(ProgressEvent("compare", "comparisons and guardrails"))
     t0 = time.perf_counter()
     comparisons = compare_all(plan, datasets, scores, stats)
-    gates = gate_all(plan, datasets, gens, scores, stats, comparisons.slices)
+    gates = gate_all(plan, datasets, gens, scores, stats, comparisons.slices, judged)
     decision = decide_run(plan, comparisons, gates, datasets)
     timings["compare_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started

@@ -10,6 +10,7 @@ from typing import Any
 from heldout.metrics import MetricResult, get_metric
 from heldout.plan import (
     CalibrationGuardrail,
+    JudgeGuardrail,
     LmEvalGuardrail,
     MetricGuardrail,
     Plan,
@@ -18,6 +19,7 @@ from heldout.plan import (
     plan_power,
 )
 from heldout.runner._datasets import Dataset, calibration_data
+from heldout.runner._judging import Judged
 from heldout.runner._records import interval_record
 from heldout.runner._stages import DatasetComparison, Datasets, Gates, Generations, Scores
 from heldout.stats import (
@@ -39,6 +41,7 @@ __all__ = [
     "calibration_gate",
     "gate_all",
     "guardrail_metric_names",
+    "judge_gate",
     "lm_eval_gate",
     "power_check",
 ]
@@ -51,11 +54,14 @@ def gate_all(
     scores: Scores,
     stats: StatsOptions,
     slices: Sequence[SliceComparison] = (),
+    judged: Judged | None = None,
 ) -> Gates:
     """One gate per guardrail (a non-inferiority check each), the comparisons behind the
     suite and metric gates, and the calibration details when a calibration guardrail could
     be measured. ``slices``: the run's slice comparisons (``Comparisons.slices``); a slice
-    guardrail on those fields gates on them instead of comparing every slice again."""
+    guardrail on those fields gates on them instead of comparing every slice again.
+    ``judged``: what the judges concluded (:func:`heldout.runner._judging.analyse`), which
+    judge guardrails gate on."""
     gold = datasets.gold
     metadata = [s.metadata for s in gold.samples]
     comparisons: list[DatasetComparison] = []
@@ -68,22 +74,31 @@ def gate_all(
             cand = scores.get("candidate", ds.name, ds.spec.name)
             c = compare(base, cand, ds.spec, stats)
             comparisons.append(DatasetComparison(ds.name, c))
+            untrusted = None
+            if g.judge and judged is not None:  # a judged suite gates on trusted criteria only
+                why = [judged.untrusted[n] for n in g.judge if n in judged.untrusted]
+                untrusted = "; ".join(why) or None
             gates.append(
-                noninferiority_gate(
-                    f"suite {g.suite} ({ds.spec.name})",
-                    c.improvement,
-                    g.max_drop,
-                    c.n,
-                    fail_when=g.fail_when,
-                    unresolved=g.unresolved,
-                    detail=suite_breakdown(
-                        ds,
-                        base,
-                        cand,
-                        BUILTIN_SUITES[g.suite].breakdown if g.data is None else None,
+                replace(
+                    noninferiority_gate(
+                        f"suite {g.suite} ({ds.spec.name})",
+                        c.improvement,
+                        g.max_drop,
+                        c.n,
+                        fail_when=g.fail_when,
+                        unresolved=g.unresolved,
+                        detail=suite_breakdown(
+                            ds,
+                            base,
+                            cand,
+                            BUILTIN_SUITES[g.suite].breakdown if g.data is None else None,
+                        ),
                     ),
+                    untrusted=untrusted,
                 )
             )
+        elif isinstance(g, JudgeGuardrail):
+            gates.append(judge_gate(g, judged))
         elif isinstance(g, LmEvalGuardrail):
             for ds in datasets.suites:
                 if ds.harness is None or ds.harness.guardrail != g:
@@ -166,6 +181,43 @@ def gate_all(
                     )
                 )
     return Gates(tuple(gates), tuple(comparisons), calibration_info)
+
+
+def judge_gate(g: JudgeGuardrail, judged: Judged | None) -> GateResult:
+    """Non-inferiority on what the judge measured: a criterion's candidate − base on its
+    scale (``max_drop`` is a share of the scale), 'overall' on 0–1, or the pairwise win rate
+    against ½. The gate decides only when the judge agrees with people on it."""
+    nan = float("nan")
+    target = g.judge
+    if judged is not None and target == "win_rate" and judged.win_rate is not None:
+        wr, n = judged.win_rate
+        change = Interval(wr.estimate - 0.5, wr.low - 0.5, wr.high - 0.5, wr.confidence, wr.method)
+        name, margin, detail = (
+            "judge win rate (pairwise)",
+            g.max_drop,
+            f"win rate {wr.estimate:.3f}",
+        )
+    elif judged is not None and target in judged.tables:
+        t = judged.tables[target]
+        c = t.delta
+        change, n = c.improvement, c.n
+        margin = g.max_drop * (t.high - t.low)
+        scale = "0–1" if target == "overall" else f"{t.low:g}–{t.high:g}"
+        name = f"judge {target} ({scale})"
+        detail = f"allowed drop {margin:.3g} points = {g.max_drop:.0%} of the scale"
+    else:
+        return GateResult(
+            name=f"judge {target}", kind="judge", status="unresolved",
+            change=Interval(nan, nan, nan, 0.95, "none"), margin=g.max_drop, n=0,
+            fail_when=g.fail_when, unresolved=g.unresolved,
+            detail="the judge scored no sample both models answered",
+        )  # fmt: skip
+    gate = noninferiority_gate(
+        name, change, margin, n, kind="judge", fail_when=g.fail_when,
+        unresolved=g.unresolved, detail=detail,
+    )  # fmt: skip
+    why = judged.untrusted.get(target)
+    return gate if why is None else replace(gate, untrusted=why)
 
 
 def lm_eval_gate(

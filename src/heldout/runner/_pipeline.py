@@ -18,7 +18,7 @@ import numpy as np
 
 from heldout.backends import Backend, ResponseCache, make_backend
 from heldout.errors import HeldoutError
-from heldout.metrics import get_metric
+from heldout.metrics import MetricResult, get_metric
 from heldout.plan import (
     CalibrationGuardrail,
     FileModel,
@@ -45,7 +45,7 @@ from heldout.runner._datasets import (
 )
 from heldout.runner._gates import guardrail_metric_names, power_check
 from heldout.runner._generate import GenerationSink, generate_async
-from heldout.runner._judging import judge_requests
+from heldout.runner._judging import judge_all, judge_roles
 from heldout.runner._stages import (
     ROLES,
     Comparisons,
@@ -170,9 +170,10 @@ def make_backends(
             getattr(plan.models, role), root=loaded.root, seed=plan.stats.seed
         )
     if plan.judge is not None:
-        backends["judge"] = given.get("judge") or make_backend(
-            plan.judge.model, root=loaded.root, seed=plan.stats.seed
-        )
+        for judge, spec in zip(judge_roles(plan.judge), plan.judge.judges(), strict=True):
+            backends[judge] = given.get(judge) or make_backend(
+                spec, root=loaded.root, seed=plan.stats.seed
+            )
     return backends
 
 
@@ -235,26 +236,10 @@ async def generate_all(
             timings[f"startup_{role}_s"] = startup
         timings[f"generate_{role}_s"] = time.perf_counter() - t_role - startup
     if plan.judge is not None:
-        t_role = time.perf_counter()
-        reqs = judge_requests(
-            plan.judge,
-            datasets.gold,
-            gens.get("base", "gold"),
-            gens.get("candidate", "gold"),
-            plan.stats.seed,
-        )
-        outs = await generate_async(
-            backends["judge"],
-            reqs,
-            role="judge",
-            dataset="gold",
-            cache=cache,
-            sink=sink,
-            refresh=refresh,
-            progress=reporter("judge · gold"),
-        )
-        gens.add("judge", "gold", outs)
-        timings["generate_judge_s"] = time.perf_counter() - t_role
+        await judge_all(
+            plan, datasets, gens, backends, cache=cache, sink=sink, refresh=refresh,
+            reporter=reporter, timings=timings,
+        )  # fmt: skip
     timings["generate_s"] = time.perf_counter() - t0
     return gens
 
@@ -323,6 +308,8 @@ def model_records(
         failures += failed
         lat = [g.latency_s for g in outs if g.ok and not g.cached]
         costs = [g.cost for g in outs if g.cost is not None]
+        prompt_tokens = [g.prompt_tokens for g in outs if g.prompt_tokens is not None]
+        completion_tokens = [g.completion_tokens for g in outs if g.completion_tokens is not None]
         records.append(
             ModelRecord(
                 role=role,
@@ -333,6 +320,8 @@ def model_records(
                 failed=failed,
                 latency_s_mean=float(np.mean(lat)) if lat else None,
                 cost=float(sum(costs)) if costs else None,
+                prompt_tokens=sum(prompt_tokens) if prompt_tokens else None,
+                completion_tokens=sum(completion_tokens) if completion_tokens else None,
             )
         )
         if failed:
@@ -361,10 +350,16 @@ def cache_only_warnings(plan: Plan, records: list[ModelRecord]) -> list[str]:
 
 
 def score_all(
-    plan: Plan, datasets: Datasets, gens: Generations, *, failed_as_wrong: bool = False
+    plan: Plan,
+    datasets: Datasets,
+    gens: Generations,
+    *,
+    failed_as_wrong: bool = False,
+    judged: Mapping[str, Mapping[str, MetricResult]] | None = None,
 ) -> Scores:
     """Each model's primary metric on every dataset, and on the gold set the secondary
-    metrics and those a metric guardrail gates."""
+    metrics and those a metric guardrail gates. ``judged``: the judge's scores of the suites
+    it scores (``Judged.suite_scores``: dataset → model → result)."""
     gold = datasets.gold
     secondary = secondary_metrics(plan.task.shape, gold, plan.task.secondary_metrics)
     guarded = [
@@ -379,6 +374,10 @@ def score_all(
         for ds in datasets:
             if ds.harness is not None:
                 _score_lm_eval(role, ds, gens, scores, failed_as_wrong)
+                continue
+            if judged is not None and ds.name in judged:
+                if role in judged[ds.name]:
+                    scores.add(role, ds.name, ds.spec.name, judged[ds.name][role])
                 continue
             texts = outputs(ds, gens.get(role, ds.name), failed_as_wrong)
             names = [ds.spec.name] + ([*scores.secondary, *scores.guarded] if ds is gold else [])
@@ -395,7 +394,6 @@ def _score_lm_eval(
     lm-eval filtered them become the samples' outputs (``Generations.set_view``)."""
     from heldout.backends import Generation
     from heldout.harness import score_guard
-    from heldout.metrics import MetricResult
 
     raw = gens.get_raw(role, ds.name)
     ids = [s.id for s in ds.samples]

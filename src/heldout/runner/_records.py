@@ -61,6 +61,7 @@ def gate_record(g: GateResult) -> GateRecord:
         p_noninferiority=g.p_noninferiority,
         detail=g.detail,
         description=g.describe(),
+        untrusted=g.untrusted,
         parts=[
             GatePartRecord(
                 label=p.label,

@@ -11,8 +11,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heldout._version import __version__
-from heldout.judge import read_human_labels
-from heldout.plan import LoadedPlan, LockStatus, Plan, plan_sha256
+from heldout.judge import read_human_labels, read_human_scores
+from heldout.plan import LoadedPlan, LockStatus, plan_sha256
 from heldout.results import (
     CeilingRecord,
     DatasetRecord,
@@ -24,14 +24,13 @@ from heldout.results import (
     VerdictRecord,
 )
 from heldout.results._table import FLAGS, SampleBlock, SampleTable, flag_code
-from heldout.runner._judging import judge_record, judge_summary
 from heldout.runner._pipeline import lock_warning, roles_of, stats_options
 from heldout.runner._records import comparison_record, gate_record, interval_record, json_safe
 from heldout.runner._stages import Comparisons, Datasets, Decision, Gates, Generations, Scores
-from heldout.stats import Comparison, Interval, StatsOptions
+from heldout.stats import Comparison, Interval
 from heldout.verdict import GATE_RULE
 
-__all__ = ["build_result", "human_labels", "judge_info", "sample_table"]
+__all__ = ["build_result", "human_labels", "human_scores", "sample_table"]
 
 
 def sample_table(
@@ -97,33 +96,21 @@ def sample_table(
 _FAILED, _UNPARSEABLE, _REGRESSION, _FIX, _TRUNCATED = (flag_code([f]) for f in FLAGS)
 
 
-def judge_info(
-    plan: Plan,
-    datasets: Datasets,
-    gens: Generations,
-    human: dict[str, str] | None,
-    stats: StatsOptions,
-) -> tuple[dict[str, Any] | None, list[str]]:
-    """The judge's summary for results.json, and its warnings (reported, never gated)."""
-    if plan.judge is None:
-        return None, []
-    summary = judge_summary(
-        plan.judge,
-        datasets.gold,
-        gens.get("base", "gold"),
-        gens.get("candidate", "gold"),
-        gens.get("judge", "gold") if gens.has("judge", "gold") else {},
-        human,
-        stats.confidence,
-    )
-    return judge_record(summary, plan.judge)
-
-
 def human_labels(loaded: LoadedPlan) -> dict[str, str] | None:
     judge = loaded.plan.judge
     if judge is None or not judge.human_labels:
         return None
     return loaded.human_labels or read_human_labels(loaded.resolve(judge.human_labels))
+
+
+def human_scores(loaded: LoadedPlan) -> dict[tuple[str, str], dict[str, int]] | None:
+    """The judge's human rubric labels, by (model, sample id)."""
+    judge = loaded.plan.judge
+    if judge is None or not judge.human_scores:
+        return None
+    if loaded.human_scores is not None:
+        return loaded.human_scores
+    return read_human_scores(loaded.resolve(judge.human_scores), judge.criteria())
 
 
 def build_result(
