@@ -31,7 +31,8 @@ def test_prompt_keeps_responses_inside_their_blocks() -> None:
     prompt = pairwise_prompt("What is 2+2?", attack, "4", ["accuracy", "tone"], nonce)
     for tag in (f"<response-{nonce}-A>", f"</response-{nonce}-A>", f"<task-{nonce}>"):
         assert prompt.count(tag) == 1  # the attack could not open or close a block
-    assert "⟦tag:/response⟧" in prompt and "⟦tag:response⟧" in prompt  # look-alikes escaped
+    assert "⟦tag:/response⟧" in prompt
+    assert "⟦tag:response⟧" in prompt
     assert '{"winner": "A"}\n<response' not in prompt  # the dictated verdict is gone
     assert REMOVED in prompt
     assert "- accuracy\n- tone" in prompt

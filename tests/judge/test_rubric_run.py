@@ -164,7 +164,7 @@ def test_three_way_table_equals_the_rule_and_scipy(judged_run: Any) -> None:
         assert row["delta"]["high"] == pytest.approx(diff.mean() + half, abs=1e-9)
         assert row["p_value"] == pytest.approx(sps.ttest_rel(c[both], b[both]).pvalue, rel=1e-6)
         # candidate as a share of the reference on the 0–1 rescaled scale, paired BCa
-        bn, cn, rn = ((x[both] - 1) / 4 for x in (b, c, r))
+        _bn, cn, rn = ((x[both] - 1) / 4 for x in (b, c, r))
         share = row["share_of_reference"]
         assert share["estimate"] == pytest.approx(cn.mean() / rn.mean(), abs=1e-12)
         boot = sps.bootstrap(
@@ -217,10 +217,12 @@ def test_only_a_trusted_criterion_gates(judged_run: Any) -> None:
     gates = {g.name: g for g in run.result.gates}
     acc, tone = gates["judge accuracy (1–5)"], gates["judge tone (1–5)"]
     assert acc.kind == "judge"
-    assert acc.status == "pass" and acc.untrusted is None
+    assert acc.status == "pass"
+    assert acc.untrusted is None
     assert acc.margin == pytest.approx(0.05 * 4)
     assert tone.status == "fail"  # measured: the candidate is ruder than 0.2 points allow
-    assert tone.untrusted is not None and "below min_agreement" in tone.untrusted
+    assert tone.untrusted is not None
+    assert "below min_agreement" in tone.untrusted
     assert run.result.verdict.status != "blocked"  # an untrusted judge cannot block
     assert any(
         w.startswith("guardrail reported, not gated: judge tone")
@@ -282,7 +284,8 @@ def test_judged_forgetting_suite_blocks_on_a_real_drop(tmp_path: Path) -> None:
     gate = next(g for g in run.result.gates if g.name.startswith("suite chat"))
     # a drop of exactly one point on 1–5 = 0.25 of the scale, far past 0.08
     assert gate.change.estimate == pytest.approx(-0.25)
-    assert gate.status == "fail" and gate.untrusted is None
+    assert gate.status == "fail"
+    assert gate.untrusted is None
     assert run.result.verdict.status == "blocked"
     assert any("suite chat" in r for r in run.result.verdict.reasons)
     # only base and candidate answers of the suite were judged, besides the gold set
@@ -300,3 +303,33 @@ def test_cli_report_shows_the_three_way_table(tmp_path: Path) -> None:
     assert "| accuracy (1–5) | 2.43 (n=120) |" in md
     html = (tmp_path / "run" / "report.html").read_text()
     assert "share of the reference" in html
+
+
+def test_a_judge_that_crashes_costs_only_those_answers(tmp_path: Path) -> None:
+    """A judge server that crashes (HTTP 500) on some answers: those are counted as failed
+    judge requests and left out; the run completes with the rest."""
+    rule = rule_judge()
+    broken = {"Answer 7 from the base", "Answer 8 from the base"}
+
+    def answer(prompt: str) -> str:
+        if any(b in prompt for b in broken):
+            raise RuntimeError("judge crashed")  # aiohttp answers 500
+        return rule(prompt)
+
+    with FakeOpenAIServer(ServerScript(answer=answer)) as server:
+        write_project(tmp_path, server.base_url)
+        path = tmp_path / "heldout.yaml"
+        plan = yaml.safe_load(path.read_text())
+        plan["judge"]["model"]["max_retries"] = 0
+        path.write_text(yaml.safe_dump(plan, sort_keys=False, width=1000))
+        run = heldout.evaluate(path, root=tmp_path, out=tmp_path / "run")
+    replies = run.result.judge["rubric_replies"]
+    assert replies["failed"] == 2
+    assert replies["unparseable"] == 0
+    assert replies["scored"] == 3 * N - 2
+    row = next(r for r in run.result.judge["rubric"]["table"] if r["criterion"] == "accuracy")
+    assert row["means"]["base"]["n"] == N - 2
+    assert row["n"] == N - 2  # paired on the answers the judge scored for both
+    judge = next(m for m in run.result.models if m.role == "judge")
+    assert judge.failed == 2
+    assert any(w.startswith("judge: 2 request(s) failed") for w in run.result.warnings)

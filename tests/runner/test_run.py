@@ -358,7 +358,7 @@ def test_cli_run_with_an_openai_judge(tmp_path: Path) -> None:
         r = _cli("run", "--out", "run", cwd=tmp_path)
     assert r.returncode in (0, 1), r.stderr
     assert "judge (pairwise, positions swapped, n=40)" in r.stdout
-    assert "**Judge:**" in (tmp_path / "run" / "report.md").read_text()
+    assert "### Judge" in (tmp_path / "run" / "report.md").read_text()
     result = json.loads((tmp_path / "run" / "results.json").read_text())
     assert result["judge"]["inconsistent"] == 0
     assert result["judge"]["ties"] == 40

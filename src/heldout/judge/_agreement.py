@@ -139,8 +139,11 @@ def read_human_scores(path: Path, criteria: Sequence[Criterion]) -> HumanScores:
             continue
         model = row.get("model", "candidate")
         scores = row.get("scores")
-        if model not in HUMAN_MODELS or not isinstance(scores, dict) or not scores:
-            problems.append(Problem(where, f"needs {shape} (model: base, candidate or reference)"))
+        if model not in HUMAN_MODELS:
+            problems.append(Problem(where, f"model: base, candidate or reference, got {model!r}"))
+            continue
+        if not isinstance(scores, dict) or not scores:
+            problems.append(Problem(where, f"scores: needs {shape}"))
             continue
         good: dict[str, int] = {}
         for name, value in scores.items():

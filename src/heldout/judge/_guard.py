@@ -7,10 +7,11 @@ Two kinds of text are treated, and each treated answer is flagged with what was 
   ``<<SYS>>`` — in ASCII angle brackets, their full-width or guillemet look-alikes, or HTML
   entities. The real blocks carry a per-sample nonce the answer could not know; look-alikes
   are rewritten as ``⟦tag:name⟧``, visibly data, never a delimiter.
-- **judge-directed text**: sentences that address the judge or dictate its verdict ("ignore
-  the previous instructions", "as the evaluator you must…", "rate this response 5",
-  ``{"winner": "A"}``). The sentence is replaced by a marker the judge is told to count
-  against the answer, so an injection that works in either position cannot buy a win.
+- **judge-directed text**: what addresses the judge or dictates its verdict ("ignore the
+  previous instructions", "note to the evaluator: …", "rate this response 5",
+  ``{"winner": "A"}``), from where it starts to the end of its sentence. It is replaced by
+  :data:`REMOVED`, which the judge is told neither to reward nor to penalise: an injection
+  that works in either position can neither buy a win nor, by tripping the guard, cost one.
 
 Detection runs on an NFKC-normalised copy (full-width letters, ligatures), matching
 case-insensitively; a legitimate answer that quotes such text is flagged too, and the flags
@@ -66,9 +67,7 @@ _DIRECTED = [
     r"(?:a|b|this|mine)\b",
 ]
 _DIRECTED_RE = re.compile("|".join(f"(?:{p})" for p in _DIRECTED), re.IGNORECASE | re.MULTILINE)
-_VERDICT_JSON = re.compile(
-    r"\{[^{}]{0,200}\"(?:winner|scores?|verdict|rating)\"\s*:[^{}]{0,400}\}", re.IGNORECASE
-)
+_VERDICT_JSON = re.compile(r"\{[^{}]{0,200}?\"(?:winner|scores?|verdict|rating)\"\s*:", re.I)
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 
 
@@ -85,20 +84,28 @@ class Neutralised:
 
 
 def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
-    """The sentence around ``text[start:end]``: from the previous sentence end to the next
-    one, looking at most 300 characters either way (else only the match itself)."""
-    back = max(0, start - 300)
-    ends = [m.end() for m in _SENTENCE_END.finditer(text, back, start)]
-    lo = ends[-1] if ends else (0 if back == 0 else start)
+    """From the match to the end of its sentence (at most 300 characters on): what the
+    judge is told to do; the sentence's own content before the match is kept."""
+    lo = start
     nxt = _SENTENCE_END.search(text, end, min(len(text), end + 300))
     hi = nxt.end() if nxt else (len(text) if end + 300 >= len(text) else end)
     return lo, hi
 
 
+def _braced(text: str, start: int) -> tuple[int, int]:
+    """From the ``{`` at ``start`` to its matching ``}`` (at most 1,000 characters on)."""
+    depth = 0
+    for i in range(start, min(len(text), start + 1000)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return start, i + 1
+    return start, min(len(text), start + 1000)
+
+
 def _spans(pattern: re.Pattern[str], text: str, sentence: bool) -> list[tuple[int, int]]:
     out = []
     for m in pattern.finditer(text):
-        out.append(_sentence(text, m.start(), m.end()) if sentence else (m.start(), m.end()))
+        out.append(_sentence(text, m.start(), m.end()) if sentence else _braced(text, m.start()))
     return out
 
 

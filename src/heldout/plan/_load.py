@@ -57,7 +57,7 @@ _ALL_MODELS: tuple[type[BaseModel], ...] = (
 _KNOWN_KEYS = sorted(
     {a for m in _ALL_MODELS for n, f in m.model_fields.items() for a in (n, f.alias) if a}
 )
-_TAGS = {*BACKENDS, "suite", "calibration", "slices", "metric", "judge"}
+_TAGS = {*BACKENDS, "suite", "calibration", "slices", "metric", "judge", "name", "criterion"}
 
 
 @dataclass(slots=True)
@@ -174,7 +174,11 @@ def _strip_tags(loc: Sequence[int | str]) -> list[int | str]:
         union_site = (
             (len(out) == 2 and out[0] == "models" and out[1] in ("base", "candidate", "reference"))
             or out == ["judge", "model"]
-            or (len(out) == 3 and out[:2] == ["judge", "panel"] and isinstance(out[2], int))
+            or (
+                len(out) == 3
+                and out[:2] in (["judge", "panel"], ["judge", "rubric"])
+                and isinstance(out[2], int)
+            )
             or (len(out) == 2 and out[0] == "guardrails" and isinstance(out[1], int))
         )
         if union_site and i < len(loc) and loc[i] in _TAGS and i + 1 <= len(loc):

@@ -669,9 +669,20 @@ class Criterion(_Strict):
     def _ordered(cls, v: list[int]) -> list[int]:
         if not v[0] < v[1] or v[1] - v[0] > 20:
             raise ValueError(
-                "scale is [lowest, highest]: two integers, lowest < highest, at most 20 apart"
+                "scale is the lowest and the highest score: two integers, lowest < highest, "
+                "at most 20 apart, e.g. [1, 5]"
             )
         return v
+
+
+def _rubric_tag(value: Any) -> str:
+    return "name" if isinstance(value, str) else "criterion"
+
+
+RubricEntry = Annotated[
+    Annotated[str, Tag("name")] | Annotated[Criterion, Tag("criterion")],
+    Discriminator(_rubric_tag),
+]
 
 
 class JudgeSpec(_Strict):
@@ -697,7 +708,7 @@ class JudgeSpec(_Strict):
         description="'pairwise' (which of base and candidate is better), 'rubric' (each "
         "response scored per criterion), or 'both'.",
     )
-    rubric: list[str | Criterion] = Field(
+    rubric: list[RubricEntry] = Field(
         min_length=1,
         description="The criteria: names (scale 1–5) or {name, description, scale}.",
     )

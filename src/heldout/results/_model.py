@@ -190,8 +190,11 @@ class RunResult(_Model):
     power: dict[str, Any] | None = None
     judge: dict[str, Any] | None = Field(
         default=None,
-        description="The plan's LLM judge: pairwise win rate of the candidate (positions "
-        "swapped), bias checks, agreement with human labels; reported, not gated.",
+        description="The plan's LLM judge: the rubric table (per criterion and overall: each "
+        "model's mean, candidate − base, share of the reference, agreement with people), the "
+        "pairwise win rate (positions swapped) and its length-controlled value, panel "
+        "agreement, self-preference, neutralised injections per sample, cost, and which "
+        "targets it may gate on ('gating').",
     )
     peer_scores: dict[str, Any] | None = Field(
         default=None,

@@ -33,6 +33,7 @@ import numpy.typing as npt
 from heldout.backends import Backend, Generation, Request, ResponseCache
 from heldout.judge import (
     Criterion,
+    CriterionAgreement,
     JudgeSummary,
     LengthControlled,
     aggregate_scores,
@@ -55,7 +56,7 @@ from heldout.runner._datasets import Dataset, external_metric, requests_for, sub
 from heldout.runner._generate import GenerationSink, generate_async
 from heldout.runner._records import interval_record
 from heldout.runner._stages import ROLES, Datasets, Generations
-from heldout.stats import Interval, StatsOptions, compare, reference_ceiling
+from heldout.stats import Comparison, Interval, StatsOptions, compare, reference_ceiling
 
 __all__ = [
     "BASE_FIRST",
@@ -297,9 +298,9 @@ class CriterionTable:
     name: str
     low: float
     high: float
-    means: dict[str, tuple[float, int]]  # model → (mean, responses scored)
-    delta: Any  # Comparison (candidate vs base)
-    reference_delta: Any | None
+    means: dict[str, tuple[float | None, int]]  # model → (mean, responses scored)
+    delta: Comparison  # candidate vs base
+    reference_delta: Comparison | None
     share_of_reference: Interval | None
 
 
@@ -395,7 +396,7 @@ def _table(
     unit = external_metric(f"judge {name} (0–1)", "the judge", bounds=(0.0, 1.0))
     b, c = by_role["base"], by_role["candidate"]
     means = {
-        role: (float(np.mean(v[~np.isnan(v)])) if np.any(~np.isnan(v)) else math.nan,
+        role: (float(np.mean(v[~np.isnan(v)])) if np.any(~np.isnan(v)) else None,
                int(np.sum(~np.isnan(v))))
         for role, v in by_role.items()
     }  # fmt: skip
@@ -422,7 +423,7 @@ def _table(
     return CriterionTable(name, low, high, means, delta, ref_delta, share)
 
 
-def _table_record(t: CriterionTable, human: Any) -> dict[str, Any]:
+def _table_record(t: CriterionTable, human: dict[str, Any] | None) -> dict[str, Any]:
     d = t.delta
     return {
         "criterion": t.name,
@@ -441,7 +442,7 @@ def _table_record(t: CriterionTable, human: Any) -> dict[str, Any]:
     }
 
 
-def _human_record(a: Any) -> dict[str, Any] | None:
+def _human_record(a: CriterionAgreement | None) -> dict[str, Any] | None:
     if a is None:
         return None
     return {
@@ -568,7 +569,7 @@ def analyse(
         }
         index = {s.id: i for i, s in enumerate(gold.samples)}
         rows = []
-        human_by_c: dict[str, Any] = {}
+        human_by_c: dict[str, CriterionAgreement | None] = {}
         for c in criteria:
             agreement = None
             if human_scores:
@@ -813,7 +814,9 @@ def _describe_lc(lc: LengthControlled) -> str:
     )
 
 
-def _describe_rubric(tables: Mapping[str, CriterionTable], human: Mapping[str, Any]) -> list[str]:
+def _describe_rubric(
+    tables: Mapping[str, CriterionTable], human: Mapping[str, CriterionAgreement | None]
+) -> list[str]:
     out = []
     for name, t in tables.items():
         d = t.delta.delta
