@@ -16,7 +16,7 @@ import yaml
 
 import heldout
 from heldout.testing import FakeOpenAIServer, ServerScript
-from tests.judge._judges import length_judge, obeying_judge, rule_judge, tag_score
+from tests.judge._judges import length_judge, obeying_judge, pair, rule_judge, tag_score
 from tests.judge.test_rubric_run import write_project
 
 
@@ -216,3 +216,68 @@ def test_tag_score_rule() -> None:  # the oracle the tests above rely on
     assert tag_score("x accuracy:4 tone:2", "accuracy", 1, 5) == 4
     assert tag_score("x accuracy:9", "accuracy", 1, 5) == 5
     assert tag_score("no tags", "tone", 1, 5) == 1
+
+
+@pytest.mark.parametrize(("aggregate", "wins", "ties"), [("mean", 30, 0), ("majority", 0, 30)])
+def test_a_pairwise_panel_aggregates_per_sample(
+    tmp_path: Path, aggregate: str, wins: int, ties: int
+) -> None:
+    """One judge prefers the candidate on every sample, one calls every sample a tie: the
+    mean of their values (1 and ½) is ¾, a candidate win; there is no majority, so by
+    majority every sample is a tie. Each judge's own summary is kept beside the panel's."""
+    base = {f"s{i}": f"Answer {i} from the base. accuracy:2" for i in range(30)}
+    cand = {f"s{i}": f"Answer {i} from the candidate. accuracy:4" for i in range(30)}
+    with (
+        FakeOpenAIServer(ServerScript(answer=rule_judge())) as one,
+        FakeOpenAIServer(ServerScript(answer=lambda p: '{"winner": "tie"}')) as two,
+    ):
+        path = _pairwise_project(tmp_path, one.base_url, base, cand)
+        plan = yaml.safe_load(path.read_text())
+        plan["judge"]["aggregate"] = aggregate
+        plan["judge"]["panel"] = [{"backend": "openai", "base_url": two.base_url, "model": "j2"}]
+        path.write_text(yaml.safe_dump(plan, sort_keys=False, width=1000))
+        run = heldout.evaluate(path, root=tmp_path, out=tmp_path / "run")
+    j = run.result.judge
+    by_judge = {x["role"]: x for x in j["pairwise_by_judge"]}
+    assert by_judge["judge"]["candidate_wins"] == 30
+    assert by_judge["judge_2"]["ties"] == 30
+    assert j["candidate_wins"] == wins
+    assert j["ties"] == ties
+    assert j["win_rate"]["estimate"] == pytest.approx((wins + ties / 2) / 30)
+    assert "judge panel of 2" in j["description"]
+    assert {"judge", "judge_2"} <= {m.role for m in run.result.models}
+
+
+def test_a_pairwise_judge_of_the_candidates_family_is_flagged_with_its_gap(tmp_path: Path) -> None:
+    base = {f"s{i}": f"Answer {i} from the base. accuracy:3" for i in range(40)}
+    cand = {f"s{i}": f"Answer {i} from the candidate. accuracy:3" for i in range(40)}
+
+    def own_style(prompt: str) -> str:  # prefers whichever answer sounds like its family
+        both = pair(prompt)
+        assert both is not None
+        return json.dumps({"winner": "A" if "candidate" in both[0] else "B"})
+
+    with (
+        FakeOpenAIServer(ServerScript(answer=rule_judge())) as one,
+        FakeOpenAIServer(ServerScript(answer=own_style)) as two,
+    ):
+        path = _pairwise_project(tmp_path, one.base_url, base, cand)
+        plan = yaml.safe_load(path.read_text())
+        plan["models"]["candidate"]["family"] = "qwen"
+        plan["judge"]["panel"] = [
+            {"backend": "openai", "base_url": two.base_url, "model": "q", "family": "qwen"}
+        ]
+        path.write_text(yaml.safe_dump(plan, sort_keys=False, width=1000))
+        run = heldout.evaluate(path, root=tmp_path, out=tmp_path / "run")
+    j = run.result.judge
+    (sp,) = j["self_preference"]
+    assert (sp["judge"], sp["model"], sp["unit"]) == (
+        "judge_2",
+        "candidate",
+        "pairwise preference, 0–1",
+    )
+    assert sp["gap"]["estimate"] == pytest.approx(0.5)  # always the candidate vs always a tie
+    (pa,) = j["pairwise_panel_agreement"]
+    assert pa["judges"] == "judge / judge_2"
+    assert pa["agreement"] == 0.0
+    assert any("shares the family 'qwen'" in w for w in run.result.warnings)

@@ -28,7 +28,13 @@ from heldout.judge._pairwise import (
     read_human_labels,
     summarize,
 )
-from heldout.judge._panel import SelfPreference, aggregate_scores, inter_judge, self_preference
+from heldout.judge._panel import (
+    SelfPreference,
+    aggregate_scores,
+    inter_judge,
+    pairwise_self_preference,
+    self_preference,
+)
 from heldout.judge._prompt import defuse, nonce_for, pairwise_prompt, parse_verdict
 from heldout.judge._rubric import (
     Criterion,
@@ -61,6 +67,7 @@ __all__ = [
     "neutralise",
     "nonce_for",
     "pairwise_prompt",
+    "pairwise_self_preference",
     "parse_scores",
     "parse_verdict",
     "read_human_labels",

@@ -25,7 +25,13 @@ from heldout.judge._agreement import criterion_agreement
 from heldout.judge._rubric import Criterion
 from heldout.stats import Interval, paired_t_interval
 
-__all__ = ["SelfPreference", "aggregate_scores", "inter_judge", "self_preference"]
+__all__ = [
+    "SelfPreference",
+    "aggregate_scores",
+    "inter_judge",
+    "pairwise_self_preference",
+    "self_preference",
+]
 
 F64 = npt.NDArray[np.float64]
 
@@ -92,8 +98,9 @@ class SelfPreference:
     judge: str
     model: str
     family: str
-    gap: Interval | None  # in points of the rubric's overall score; None with one judge
+    gap: Interval | None  # in ``unit``; None with one judge
     n: int
+    unit: str = "overall rubric score, 0–1"
 
     def describe(self) -> str:
         head = f"judge {self.judge} shares the family {self.family!r} with the {self.model}"
@@ -104,8 +111,9 @@ class SelfPreference:
             )
         g = self.gap
         return (
-            f"{head}: it scores the {self.model} {g.estimate:+.2f} points above the rest of "
-            f"the panel, relative to the other models [{g.low:+.2f}, {g.high:+.2f}], n={self.n}"
+            f"{head}: it rates the {self.model} {g.estimate:+.3f} ({self.unit}) above the rest "
+            f"of the panel, relative to the other models [{g.low:+.3f}, {g.high:+.3f}], "
+            f"n={self.n}"
         )
 
     @property
@@ -135,3 +143,26 @@ def self_preference(
     if diff.size < 2:
         return SelfPreference(judge, model, family, None, int(diff.size))
     return SelfPreference(judge, model, family, paired_t_interval(diff, confidence), int(diff.size))
+
+
+def pairwise_self_preference(
+    judge: str,
+    family: str,
+    model: str,
+    values: Mapping[str, F64],
+    confidence: float,
+) -> SelfPreference:
+    """``values[judge]``: each judge's per-sample preference for the candidate (1, ½, 0; NaN
+    when it gave none); the gap is how much more ``judge`` prefers ``model`` (candidate or
+    base) than the rest of the panel does, per sample."""
+    unit = "pairwise preference, 0–1"
+    others = [j for j in values if j != judge]
+    if not others:
+        return SelfPreference(judge, model, family, None, 0, unit)
+    sign = 1.0 if model == "candidate" else -1.0
+    diff = sign * (values[judge] - _nanmean(np.vstack([values[j] for j in others])))
+    diff = diff[~np.isnan(diff)]
+    if diff.size < 2:
+        return SelfPreference(judge, model, family, None, int(diff.size), unit)
+    gap = paired_t_interval(diff, confidence)
+    return SelfPreference(judge, model, family, gap, int(diff.size), unit)

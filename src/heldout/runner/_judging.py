@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,9 @@ from heldout.judge import (
     CriterionAgreement,
     JudgeSummary,
     LengthControlled,
+    SelfPreference,
     aggregate_scores,
+    cohen_kappa,
     combine,
     criterion_agreement,
     inter_judge,
@@ -44,6 +47,7 @@ from heldout.judge import (
     neutralise,
     nonce_for,
     pairwise_prompt,
+    pairwise_self_preference,
     parse_scores,
     parse_verdict,
     rubric_prompt,
@@ -507,6 +511,12 @@ def analyse(
             record["pairwise_by_judge"] = [
                 {"role": r, **_pairwise_record(s)} for r, s in zip(roles, summaries, strict=True)
             ]
+            record["pairwise_panel_agreement"] = _pairwise_agreement(per_judge, roles)
+        prefs = _pairwise_self_preference(
+            per_judge, roles, [s.id for s in gold.samples], judge_specs, families, stats
+        )
+        record["self_preference"] = [_preference_record(p) for p in prefs]
+        warnings += ["judge: " + p.describe() for p in prefs]
         pw = _pairwise_record(summary)
         record.update(pw)
         lines.append(_describe_pairwise(summary, len(roles)))
@@ -632,11 +642,9 @@ def analyse(
                     prefs.append(sp)
                     warnings.append("judge: " + sp.describe())
         record["self_preference"] = [
-            {"judge": p.judge, "model": p.model, "family": p.family, "n": p.n,
-             "gap": None if p.gap is None else interval_record(p.gap).model_dump(),
-             "description": p.describe()}
-            for p in prefs
-        ]  # fmt: skip
+            *record.get("self_preference", []),
+            *(_preference_record(p) for p in prefs),
+        ]
 
     else:
         for c in criteria:
@@ -716,6 +724,57 @@ def _panel_agreement(
     """Agreement between the judges on one criterion, over every judged response."""
     stacked = [np.concatenate([pj[m][c.name] for m in judged]) for pj in per_judge_arrays]
     return inter_judge(c, stacked, list(roles))
+
+
+def _preference_record(p: SelfPreference) -> dict[str, Any]:
+    return {
+        "judge": p.judge, "model": p.model, "family": p.family, "n": p.n, "unit": p.unit,
+        "gap": None if p.gap is None else interval_record(p.gap).model_dump(),
+        "description": p.describe(),
+    }  # fmt: skip
+
+
+def _pairwise_agreement(
+    per_judge: Sequence[Mapping[str, str | None]], roles: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Each pair of judges: on how many samples they reach the same outcome, and Cohen's
+    kappa over candidate / base / tie (a position-inconsistent verdict is a tie)."""
+    out = []
+    for i, j in combinations(range(len(roles)), 2):
+        a, b = per_judge[i], per_judge[j]
+        ids = [k for k in a if a[k] is not None and b.get(k) is not None]
+        x = ["tie" if a[k] == "inconsistent" else str(a[k]) for k in ids]
+        y = ["tie" if b[k] == "inconsistent" else str(b[k]) for k in ids]
+        out.append({
+            "judges": f"{roles[i]} / {roles[j]}", "n": len(ids),
+            "agreement": sum(p == q for p, q in zip(x, y, strict=True)) / len(ids) if ids else None,
+            "kappa": cohen_kappa(x, y) if ids else None,
+        })  # fmt: skip
+    return out
+
+
+def _pairwise_self_preference(
+    per_judge: Sequence[Mapping[str, str | None]],
+    roles: Sequence[str],
+    ids: Sequence[str],
+    judge_specs: Mapping[str, Any],
+    families: Mapping[str, str | None],
+    stats: StatsOptions,
+) -> list[SelfPreference]:
+    """A judge sharing a declared family with the base or the candidate, with its gap."""
+    values = {
+        r: np.array(
+            [np.nan if o.get(k) is None else _VALUE[str(o[k])] for k in ids], dtype=np.float64
+        )
+        for r, o in zip(roles, per_judge, strict=True)
+    }
+    prefs = []
+    for r in roles:
+        fam = judge_specs[r].family
+        for m in ("base", "candidate"):
+            if fam is not None and families.get(m) == fam:
+                prefs.append(pairwise_self_preference(r, fam, m, values, stats.confidence))
+    return prefs
 
 
 def _pairwise_record(s: JudgeSummary) -> dict[str, Any]:
