@@ -21,6 +21,7 @@ from heldout.plan._lock import (
 )
 from heldout.plan._model import (
     SHAPES,
+    BaselineSearch,
     CalibrationGuardrail,
     Criterion,
     FileModel,
@@ -38,6 +39,7 @@ from heldout.plan._model import (
     ModelSpec,
     OpenAIModel,
     Plan,
+    PromptCandidate,
     Shape,
     SliceGuardrail,
     StatsSpec,
@@ -51,6 +53,7 @@ from heldout.plan._starter import write_starter
 __all__ = [
     "LOCK_NAME",
     "SHAPES",
+    "BaselineSearch",
     "CalibrationGuardrail",
     "Criterion",
     "FileModel",
@@ -70,6 +73,7 @@ __all__ = [
     "Models",
     "OpenAIModel",
     "Plan",
+    "PromptCandidate",
     "Resolvability",
     "Shape",
     "SliceGuardrail",

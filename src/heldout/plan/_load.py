@@ -112,6 +112,12 @@ def referenced_files(plan: Plan) -> dict[str, str]:
             files[f"guardrails[{i}].data"] = g.data
         elif isinstance(g, SuiteGuardrail) and g.suite in BUILTIN_SUITES:
             files[f"guardrails[{i}].suite"] = BUILTIN_SUITES[g.suite].reference
+    if plan.baseline_search is not None:
+        if plan.baseline_search.dev_data:
+            files["baseline_search.dev_data"] = plan.baseline_search.dev_data
+        for i, p in enumerate(plan.baseline_search.prompts):
+            if p.file:
+                files[f"baseline_search.prompts[{i}].file"] = p.file
     if plan.judge and plan.judge.human_labels:
         files["judge.human_labels"] = plan.judge.human_labels
     if plan.judge and plan.judge.human_scores:
@@ -481,6 +487,13 @@ def _semantic_problems(loaded: LoadedPlan, node: yaml.Node | None) -> list[Probl
         add(["models", "reference"], "is identical to models.candidate")
 
     _judge_problems(plan, add)
+    search = plan.baseline_search
+    if search is not None and search.dev_data is None and not search.use_gold:
+        add(
+            ["baseline_search", "dev_data"],
+            "give a development split to choose the prompt on (never the frozen gold set), or "
+            "set use_gold: true to choose on the gold set (optimistic; said in every report)",
+        )
 
     labels_known = task.labels
     for where, metric_name in _metric_references(plan):

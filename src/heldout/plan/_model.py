@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SHAPES",
+    "BaselineSearch",
     "CalibrationGuardrail",
     "ChatMessage",
     "Criterion",
@@ -40,6 +41,7 @@ __all__ = [
     "Models",
     "OpenAIModel",
     "Plan",
+    "PromptCandidate",
     "Shape",
     "SliceGuardrail",
     "StatsSpec",
@@ -812,6 +814,49 @@ class TrainSampleSpec(_Strict):
     seed: int = Field(default=0, description="Seed of the row sample.")
 
 
+class PromptCandidate(_Strict):
+    """One prompt the baseline search measures: a template file or an inline template."""
+
+    name: str | None = Field(default=None, description="Label in tables (default: the file).")
+    file: str | None = Field(default=None, description="Template file, relative to the plan.")
+    template: str | None = Field(default=None, description="Inline template.")
+
+    @model_validator(mode="after")
+    def _one(self) -> PromptCandidate:
+        if (self.file is None) == (self.template is None):
+            raise ValueError("give either 'file' or 'template'")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.file or (self.template or "")[:40]
+
+
+class BaselineSearch(_Strict):
+    """``heldout baseline``: the best prompt for the base model, measured before training on
+    a development split, never on the frozen gold set unless ``use_gold`` says so."""
+
+    dev_data: str | None = Field(
+        default=None,
+        description="Development split (gold-set format) the prompts are compared on; must "
+        "not overlap the gold set.",
+    )
+    prompts: list[PromptCandidate] = Field(
+        default_factory=list,
+        description="Candidate prompts besides the plan's own (task.prompt / task.template).",
+    )
+    models: dict[str, ModelSpec] = Field(
+        default_factory=dict,
+        description="Other baselines by name (a bigger model with a simple prompt, the "
+        "deployed version), measured with the plan's prompt beside the base model.",
+    )
+    use_gold: bool = Field(
+        default=False,
+        description="Choose the prompt on the gold set itself: optimistic (the best of k on "
+        "the held-out set inflates the bar) and said in every later report.",
+    )
+
+
 class Plan(_Strict):
     """A pre-registered evaluation plan (``heldout.yaml``)."""
 
@@ -844,6 +889,10 @@ class Plan(_Strict):
         default_factory=list,
         description="Python files (relative to the plan) or importable modules that register "
         "custom metrics with @heldout.metric, imported before the plan is checked.",
+    )
+    baseline_search: BaselineSearch | None = Field(
+        default=None,
+        description="The prompts and baselines 'heldout baseline' measures before training.",
     )
     train_sample: TrainSampleSpec | None = Field(
         default=None,

@@ -58,6 +58,28 @@ class RunStore:
                 ),
             )
 
+    def add_baseline(
+        self,
+        *,
+        run_id: str,
+        plan_name: str,
+        created_at: str,
+        metric: str,
+        value: float,
+        low: float,
+        high: float,
+        folder: Path,
+    ) -> None:
+        """A ``heldout baseline`` measurement: verdict "baseline", the base model's score on
+        the gold set with the chosen prompt (its CI in the delta columns' place is not a
+        delta, so those stay empty)."""
+        with sqlite3.connect(self.path) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, plan_name, created_at, "baseline", metric, value, None, None, None,
+                 None, f"baseline CI [{low:.4f}, {high:.4f}]", str(folder)),
+            )  # fmt: skip
+
     def list(self, plan_name: str | None = None) -> list[dict[str, Any]]:
         with sqlite3.connect(self.path) as db:
             db.row_factory = sqlite3.Row

@@ -356,6 +356,11 @@ async def _run(
         )
     if failures:
         warnings.append(f"{failures} failed request(s) were scored as wrong (--failed-as-wrong)")
+    if plan.baseline_search is not None and plan.baseline_search.use_gold:
+        warnings.append(
+            "the baseline prompt was chosen on the gold set (baseline_search.use_gold): the "
+            "baseline is optimistic, the best of several prompts on the held-out set itself"
+        )
     datasets, skipped = drop_unpaired(plan, datasets, gens)
     if skipped:
         warnings.append(skipped)
