@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from heldout._version import __version__
-from heldout.cli import _baseline, _catalog, _demo, _history, _leak, _plan, _run
+from heldout.cli import _baseline, _catalog, _demo, _flywheel, _history, _leak, _plan, _run
 from heldout.cli._console import INTERRUPTED, err, out
 from heldout.errors import HeldoutError
 
@@ -34,6 +34,7 @@ app = typer.Typer(
 app.add_typer(_plan.plan_app, name="plan")
 app.command()(_plan.init)
 app.command()(_baseline.baseline)
+app.add_typer(_flywheel.flywheel_app, name="flywheel")
 app.command("run")(_run.run_cmd)
 app.command()(_run.report)
 app.command()(_history.history)
