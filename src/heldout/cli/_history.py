@@ -18,7 +18,13 @@ from heldout.cli._console import (
     row,
     table,
 )
-from heldout.cli._outputs import CompareOutput, GateStatus, HistoryOutput, HistoryRun
+from heldout.cli._outputs import (
+    CompareOutput,
+    GateStatus,
+    HistoryIteration,
+    HistoryOutput,
+    HistoryRun,
+)
 from heldout.cli._run import run_folder
 from heldout.errors import HeldoutError
 
@@ -42,6 +48,10 @@ def history(plan: PlanOpt = DEFAULT_PLAN, as_json: JsonOpt = False) -> None:
 
     store_path = plan.resolve().parent / ".heldout" / "runs.sqlite"
     rows = guard(lambda: RunStore(store_path).list()) if store_path.is_file() else []
+    from heldout.results._iterations import iterations, stalled
+
+    its = iterations(rows)
+    stuck = stalled(its)
     if as_json:
         runs = [
             HistoryRun(
@@ -51,7 +61,21 @@ def history(plan: PlanOpt = DEFAULT_PLAN, as_json: JsonOpt = False) -> None:
             )
             for r in rows
         ]
-        print_json(HistoryOutput(store=str(store_path), runs=runs))
+        print_json(
+            HistoryOutput(
+                store=str(store_path), runs=runs, stalled=stuck,
+                iterations=[
+                    HistoryIteration(
+                        previous=it.previous, run=it.run, candidate=it.candidate,
+                        delta=None if it.comparison is None else it.comparison.delta.estimate,
+                        delta_low=None if it.comparison is None else it.comparison.delta.low,
+                        delta_high=None if it.comparison is None else it.comparison.delta.high,
+                        significant_gain=it.gain, not_compared=it.reason,
+                    )
+                    for it in its
+                ],
+            )
+        )  # fmt: skip
         return
     if not rows:
         out.print("no runs yet")
@@ -76,6 +100,28 @@ def history(plan: PlanOpt = DEFAULT_PLAN, as_json: JsonOpt = False) -> None:
             r["gates"],
         )
     out.print(t)
+    if its:
+        it_t = table(
+            "run", "against", "new candidate", "delta [CI]", "gain?",
+            title="iterations: each candidate against the previous one, paired on the gold set",
+        )  # fmt: skip
+        for it in its:
+            c = it.comparison
+            if c is None:
+                row(it_t, it.run, it.previous, it.candidate, "not compared", it.reason or "")
+                continue
+            d = c.delta
+            gain = "yes" if it.gain else ("worse" if c.real_loss else "no significant gain")
+            ci = f"{num(d.estimate, True)} [{num(d.low, True)}, {num(d.high, True)}]"
+            row(it_t, it.run, it.previous, it.candidate, ci, gain)
+        out.print(it_t)
+    if stuck:
+        out.print(
+            f"[yellow]{stuck} iterations in a row brought no significant gain:[/] the problem is "
+            "usually data quality, not model size; look at where the last run fails (heldout "
+            "flywheel --run <run>) before training again",
+            highlight=False,
+        )
 
 
 def compare_cmd(

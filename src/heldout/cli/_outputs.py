@@ -15,6 +15,7 @@ from heldout.results import IntervalRecord, RunResult
 __all__ = [
     "SCHEMAS",
     "CompareOutput",
+    "HistoryIteration",
     "HistoryOutput",
     "HistoryRun",
     "LeakOutput",
@@ -51,10 +52,29 @@ class HistoryRun(BaseModel):
     folder: str
 
 
+class HistoryIteration(BaseModel):
+    previous: str
+    run: str
+    candidate: str
+    delta: float | None
+    delta_low: float | None
+    delta_high: float | None
+    significant_gain: bool
+    not_compared: str | None = None
+
+
 class HistoryOutput(_Out):
     kind: Literal["history"] = "history"
     store: str = Field(description="The run store read (.heldout/runs.sqlite).")
     runs: list[HistoryRun]
+    iterations: list[HistoryIteration] = Field(
+        default_factory=list,
+        description="Each new candidate against the previous one, paired on the gold set.",
+    )
+    stalled: int = Field(
+        default=0,
+        description="Latest iterations in a row without a significant gain (0 below 3).",
+    )
 
 
 class CompareOutput(_Out):
