@@ -1,8 +1,8 @@
 """The flywheel on a synthetic production log: ``heldout flywheel`` (the real command) on
 100,000 events (about 13% failing, 4 intents with different failure rates, 1 in 500
-repeating a gold input), against the
-issue's goal of 10 s. No peer tool selects flywheel candidates, so the reference printed is
-the goal; the script also checks that no selected row is a gold input.
+repeating a gold input), against the issue's goal of 10 s. No peer tool selects flywheel
+candidates, so the reference printed is the goal; the script also checks that no selected
+row is a gold input.
 
     .venv/bin/python benchmarks/bench_flywheel.py [--events 100000] [--n 1000]
 """

@@ -56,3 +56,32 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     plan = (out / "heldout.yaml").read_text()
     assert "# measured on the base model before training" in plan
     assert (out / "heldout.lock").is_file()
+
+    # the flywheel on the blocked full fine-tune: its forgetting becomes suite-stratified
+    # training candidates, none of them from the frozen (and locked) gold set
+    fly = subprocess.run(
+        [HELDOUT, "flywheel", "--run", "runs/full", "--n", "100", "--out", "fly"],
+        capture_output=True, text=True, timeout=120, cwd=out,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert fly.returncode == 0, fly.stderr[-3000:]
+    assert "not locked" not in fly.stderr  # the gold set's lock was verified
+    rows = [
+        json.loads(line)
+        for name in ("train_candidates.jsonl", "eval_candidates.jsonl")
+        for line in (out / "fly" / name).read_text().splitlines()
+    ]
+    assert len(rows) == 100
+    strata = {r["provenance"]["stratum"] for r in rows}
+    assert len(strata) >= 2
+    assert all(s.startswith("suite ") for s in strata)
+    assert all(r["provenance"]["source"] == "run:full" for r in rows)
+    assert all(r["target"] is not None for r in rows)
+    from heldout.data import normalize
+
+    gold_inputs = {
+        normalize(json.loads(line)["input"])
+        for line in (out / "data" / "gold.jsonl").read_text().splitlines()
+    }
+    assert not any(normalize(r["input"]) in gold_inputs for r in rows)
+    assert (out / "fly" / "report.md").read_text().count("| suite ") >= 2

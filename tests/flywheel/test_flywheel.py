@@ -182,7 +182,7 @@ def test_cli_refuses_unknown_ids_and_a_changed_gold_set(log: Any, tmp_path: Path
     )
     r = cli("flywheel", "--events", "events.jsonl", "--n", "20", "--out", "fw", cwd=project)
     assert r.returncode == 0, r.stderr
-    assert "to label into fw" in r.stdout
+    assert "to label into fw" in " ".join(r.stdout.split())
     assert "the plan is not locked" in r.stderr
     bad = project / "bad.jsonl"
     bad.write_text('{"id": "nope", "target": "x"}\n')
@@ -205,3 +205,49 @@ def test_no_source_is_an_error(log: Any) -> None:
     r = cli("flywheel", "--out", "x", cwd=root)
     assert r.returncode == 2
     assert "give at least one source: --run, --events or --file" in r.stderr
+
+
+def test_judge_losses_in_a_run_become_candidates(tmp_path: Path) -> None:
+    """A run whose rubric judge scored the candidate below the base: on the gold set those are
+    failures to report (never exported), on a judged suite they are training candidates."""
+    import random
+
+    import yaml
+
+    import heldout
+    from heldout.flywheel import from_run
+    from heldout.testing import FakeOpenAIServer, ServerScript
+    from tests.judge._judges import rule_judge
+    from tests.judge.test_rubric_run import NEVER, N, _outputs, write_project
+
+    rows = [{"id": f"c{i}", "input": f"Tell me about topic {i}.", "target": "-"} for i in range(50)]
+    with FakeOpenAIServer(ServerScript(answer=rule_judge())) as server:
+        write_project(tmp_path, server.base_url, guardrails=[
+            {"suite": "chat", "data": "chat.jsonl", "judge": ["accuracy", "tone"], "max_drop": 0.5}])  # fmt: skip
+        (tmp_path / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        path = tmp_path / "heldout.yaml"
+        spec = yaml.safe_load(path.read_text())
+        spec["models"]["reference"]["default"] = "x"
+        rng = random.Random(5)
+        for r in rows:
+            a = rng.randint(3, 5)
+            spec["models"]["base"]["outputs"][r["id"]] = f"About it. accuracy:{a} tone:4"
+            spec["models"]["candidate"]["outputs"][r["id"]] = f"About it. accuracy:{a - 1} tone:4"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False, width=1000))
+        heldout.evaluate(path, root=tmp_path, out=tmp_path / "run")
+    found = {(c.dataset, c.ref): c for c in from_run(tmp_path / "run")}
+    suite = [c for (ds, _), c in found.items() if ds == "suite:chat"]
+    assert len(suite) == 50
+    assert all(c.reason.startswith("the judge scored it below the base") for c in suite)
+    scored = _outputs()
+    losers = {f"g{i}" for i in range(N) if i not in NEVER
+              and sum(scored["candidate"][f"g{i}"]) < sum(scored["base"][f"g{i}"])}  # fmt: skip
+    gold = {ref for (ds, ref), c in found.items() if ds == "gold" and "judge" in c.reason}
+    assert gold == losers
+    loaded = load_plan(tmp_path / "heldout.yaml")
+    result = flywheel(loaded, runs=[tmp_path / "run"], out=tmp_path / "fly", n=1000)
+    exported = _read(tmp_path / "fly" / "train_candidates.jsonl") + _read(
+        tmp_path / "fly" / "eval_candidates.jsonl"
+    )
+    assert {r["provenance"]["dataset"] for r in exported} == {"suite:chat"}
+    assert result.dropped["gold"] >= len(losers)

@@ -80,7 +80,8 @@ def flywheel(
     d = result.dropped
     out.print(
         f"found {sum(result.found.values()):,} failures; dropped {d['gold']:,} in the gold set, "
-        f"{d['train']:,} in the training data, {d['cap']:,} over --cap; wrote {result.train:,} "
+        f"{d['train']:,} in the training data, {d['cap']:,} over --cap, {d['repeats']:,} "
+        f"repeated inputs; wrote {result.train:,} "
         f"train and {result.eval:,} eval candidates and {result.queued:,} to label into "
         f"{out_dir} (report.md: what to fix next)",
         highlight=False,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from heldout.data import LeakOptions, Sample, find_leaks, iter_train_texts
+from heldout.data import LeakOptions, Sample, find_leaks, iter_train_texts, normalize
 from heldout.errors import HeldoutError
 from heldout.flywheel._sources import Candidate
 
@@ -102,20 +102,22 @@ def leak_filter(
 
 @dataclass(frozen=True, slots=True)
 class Stratum:
-    """One stratum's failures after the leak check, and how many were selected."""
+    """Where failures cluster: all of one stratum's failures (the gold set's own count: they
+    say what to fix), and how many were selected as candidates."""
 
     stratum: str
-    failures: int
+    failures: int  # every failure found, the gold set's own included
     mass: float
     selected: int
     reasons: list[tuple[str, int]]
+    in_gold: int = 0  # of which in the gold set or the training file (never exported)
 
 
 @dataclass(slots=True)
 class FlywheelResult:
     folder: Path
     found: dict[str, int]  # candidates per source before anything was dropped
-    dropped: dict[str, int]  # "gold", "train" (leaks), "cap"
+    dropped: dict[str, int]  # "gold", "train" (leaks), "cap", "repeats" (same input)
     train: int
     eval: int
     queued: int
@@ -177,19 +179,20 @@ def _report(result: FlywheelResult, by_stratum: dict[str, list[Candidate]]) -> s
         + ", ".join(f"{k} {v:,}" for k, v in result.found.items())
         + f"); dropped {result.dropped['gold']:,} found in the gold set and "
         f"{result.dropped['train']:,} already in the training file (leak check), "
-        f"{result.dropped['cap']:,} over a source's cap. Out: {result.train:,} train and "
+        f"{result.dropped['cap']:,} over a source's cap, {result.dropped['repeats']:,} repeats "
+        f"of an input already kept. Out: {result.train:,} train and "
         f"{result.eval:,} eval candidates, {result.queued:,} to label."
     )
     lines += ["", "## What to fix next (largest failure mass first)", ""]
     lines += [
-        "| stratum | failures | failure mass | selected | top reasons |",
-        "|---|---|---|---|---|",
+        "| stratum | failures | failure mass | leaked (not exported) | selected | top reasons |",
+        "|---|---|---|---|---|---|",
     ]
     for s in result.strata:
         reasons = "; ".join(f"{r} ({n})" for r, n in s.reasons[:3])
         lines.append(
-            f"| {_md(s.stratum)} | {s.failures:,} | {s.mass:.1f} | {s.selected:,} | "
-            f"{_md(reasons)} |"
+            f"| {_md(s.stratum)} | {s.failures:,} | {s.mass:.1f} | {s.in_gold:,} | "
+            f"{s.selected:,} | {_md(reasons)} |"
         )
     lines += ["", "## Examples", ""]
     for s in result.strata[:5]:
@@ -232,8 +235,12 @@ def build(
             capped += len(items) - cap
             items = items[:cap]
         pool += items
-    # one candidate per input and source ref (a row repeated across sources counts once)
-    unique = list({c.key: c for c in pool}.values())
+    # one candidate per input (after normalisation): the worst of its repeats
+    best: dict[str, Candidate] = {}
+    for c in sorted(pool, key=lambda c: _rank(c, seed)):
+        best.setdefault(normalize(c.input), c)
+    unique = list(best.values())
+    repeats = len(pool) - len(unique)
     kept, leaks = leak_filter(unique, gold, train)
     chosen = stratified(kept, n, seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -246,27 +253,30 @@ def build(
     _write_jsonl(out / "eval_candidates.jsonl", eval_rows)
     _write_queue(out, queue)
     by_stratum: dict[str, list[Candidate]] = defaultdict(list)
-    for c in sorted(kept, key=lambda c: _rank(c, seed)):
+    for c in sorted(unique, key=lambda c: _rank(c, seed)):
         by_stratum[c.stratum].append(c)
+    kept_keys = {c.key for c in kept}
     picked = Counter(c.stratum for c in chosen)
     strata = sorted(
         (
             Stratum(s, len(items), sum(c.severity for c in items), picked[s],
-                    Counter(c.reason for c in items).most_common())
+                    Counter(c.reason for c in items).most_common(),
+                    sum(c.key not in kept_keys for c in items))
             for s, items in by_stratum.items()
         ),
         key=lambda s: (-s.mass, s.stratum),
     )  # fmt: skip
     result = FlywheelResult(
-        out, found, {**leaks, "cap": capped}, len(train_rows), len(eval_rows), len(queue), strata
-    )
+        out, found, {**leaks, "cap": capped, "repeats": repeats}, len(train_rows),
+        len(eval_rows), len(queue), strata,
+    )  # fmt: skip
     (out / "report.md").write_text(_report(result, by_stratum), encoding="utf-8")
     summary = {
         "found": found, "dropped": result.dropped, "train": result.train, "eval": result.eval,
         "queued": result.queued, "seed": seed, "n": n, "cap": cap, "eval_share": eval_share,
         "strata": [
             {"stratum": s.stratum, "failures": s.failures, "mass": s.mass,
-             "selected": s.selected, "reasons": dict(s.reasons)}
+             "leaked": s.in_gold, "selected": s.selected, "reasons": dict(s.reasons)}
             for s in strata
         ],
     }  # fmt: skip

@@ -1,8 +1,8 @@
 """Where failures come from, each turned into :class:`Candidate` rows with provenance.
 
 - **runs** (a heldout run folder): the candidate model's regressions (base right, candidate
-  wrong), unparseable and failed answers, and low scores, on every dataset; judge losses
-  (rubric criteria the candidate scored below the base) are failures of the same rows.
+  wrong), unparseable and failed answers, judge losses (the judge preferred the base, or
+  scored the candidate's answer lower over the rubric) and low scores, on every dataset.
 - **events** (production logs: JSONL, CSV or Parquet; the A/B store's export is one): rows with
   a prompt and a response and any negative signal — ``thumbs`` down (``down``, ``-1``,
   ``false``), ``escalated``, ``regenerated``, or a ``feedback`` text; an event without one is
@@ -25,7 +25,7 @@ from typing import Any
 from heldout.data import iter_records
 from heldout.errors import DataError, HeldoutError, Problem
 
-__all__ = ["Candidate", "from_events", "from_file", "from_run"]
+__all__ = ["Candidate", "from_events", "from_file", "from_run", "judge_losses"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,64 @@ def _stratum(dataset: str, row: dict[str, Any]) -> str:
     return "gold"
 
 
+def _last_object(text: str) -> dict[str, Any] | None:
+    decoder = json.JSONDecoder()
+    found = None
+    pos = text.find("{")
+    while pos != -1:
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            pos = text.find("{", pos + 1)
+            continue
+        if isinstance(value, dict):
+            found = value
+        pos = text.find("{", end)
+    return found
+
+
+def judge_losses(folder: Path) -> dict[tuple[str, str], str]:
+    """(dataset, sample id) → why the run's judge ranked the candidate below the base: it
+    preferred the base in both orders (pairwise), or scored the candidate's answer lower
+    over the rubric (its first valid reply per answer), read from generations.jsonl."""
+    from heldout.judge import combine, parse_verdict
+
+    path = folder / "generations.jsonl"
+    if not path.is_file():
+        return {}
+    pairs: dict[tuple[str, str], dict[str, str | None]] = {}
+    totals: dict[tuple[str, str, str, str], int] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        judge, dataset = str(rec.get("model", "")), str(rec.get("dataset", ""))
+        text, rid = rec.get("text"), str(rec.get("sample_id", ""))
+        if not judge.startswith("judge") or not isinstance(text, str):
+            continue
+        if dataset == "gold" and "|" in rid:
+            sid, order = rid.rsplit("|", 1)
+            pairs.setdefault((judge, sid), {})[order] = parse_verdict(text)
+        elif dataset.startswith("rubric:") and rid.count("|") >= 2:
+            ds, role, sid = rid.split("|", 2)
+            obj = _last_object(text)
+            ints = [
+                v for v in (obj or {}).values() if isinstance(v, int) and not isinstance(v, bool)
+            ]
+            key = (judge, ds, role, sid)
+            if obj and ints and len(ints) == len(obj) and key not in totals:
+                totals[key] = sum(ints)
+    out: dict[tuple[str, str], str] = {}
+    for (_, sid), v in pairs.items():
+        if combine(v.get("candidate-first"), v.get("base-first")) == "base":
+            out[("gold", sid)] = "the judge preferred the base's answer (both orders)"
+    for (judge, ds, role, sid), total in totals.items():
+        base = totals.get((judge, ds, "base", sid))
+        if role == "candidate" and base is not None and total < base:
+            out.setdefault(
+                (ds, sid), f"the judge scored it below the base on the rubric ({total} vs {base})"
+            )
+    return out
+
+
 def from_run(folder: Path, *, low_score: float = 0.5) -> Iterator[Candidate]:
     """The candidate's failures in one run (module docstring)."""
     results = folder / "results.json"
@@ -79,6 +137,7 @@ def from_run(folder: Path, *, low_score: float = 0.5) -> Iterator[Candidate]:
     run_id, created = str(meta.get("run_id")), meta.get("created_at")
     metric_of = {d["name"]: d["metric"] for d in meta.get("datasets", [])}
     source = f"run:{run_id}"
+    judged = judge_losses(folder)
     for line in samples.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         if row.get("model") != "candidate" or row.get("dataset") == "train":
@@ -88,12 +147,16 @@ def from_run(folder: Path, *, low_score: float = 0.5) -> Iterator[Candidate]:
         scores = row.get("scores") or {}
         score = scores.get(metric_of.get(dataset, ""))
         reason, severity = None, 0.0
+        loss = judged.get((dataset, str(row["id"])))
         if "regression" in flags:
-            reason, severity = "regression (base right, candidate wrong)", 3.0
+            reason = loss or "regression (base right, candidate wrong)"
+            severity = 3.0
         elif "failed" in flags:
             reason, severity = "the request failed", 2.5
         elif "unparseable" in flags:
             reason, severity = "unparseable output", 2.0
+        elif loss is not None:
+            reason, severity = loss, 1.8
         elif isinstance(score, int | float) and score < low_score:
             reason, severity = f"low score {score:.2f}", 1.0 + (1.0 - float(score))
         if reason is None:
