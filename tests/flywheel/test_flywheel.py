@@ -251,3 +251,37 @@ def test_judge_losses_in_a_run_become_candidates(tmp_path: Path) -> None:
     )
     assert {r["provenance"]["dataset"] for r in exported} == {"suite:chat"}
     assert result.dropped["gold"] >= len(losers)
+
+
+def test_parquet_events_and_user_files(log: Any, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root, gold, _ = log
+    loaded = load_plan(root / "heldout.yaml")
+    events = [
+        {"id": "p1", "input": "where is my parcel", "output": "no idea", "thumbs": "down",
+         "escalated": False, "timestamp": "2026-11-30T09:00:00Z", "intent": "shipping"},
+        {"id": "p2", "input": "reset my password", "output": "done", "thumbs": "up",
+         "escalated": False, "timestamp": "2026-11-30T09:01:00Z", "intent": "login"},
+        {"id": "p3", "input": gold[3], "output": "?", "thumbs": None, "escalated": True,
+         "timestamp": "2026-11-30T09:02:00Z", "intent": "billing"},
+    ]  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(events), tmp_path / "prod.parquet")
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text(
+        json.dumps({"input": "how do I cancel?", "target": "Go to Settings > Plan > Cancel."}) + "\n"
+        + json.dumps({"input": gold[5], "target": "copied from the gold set"}) + "\n"
+    )  # fmt: skip
+    result = flywheel(loaded, events=[tmp_path / "prod.parquet"], files=[mine], by="intent",
+                      out=tmp_path / "out", n=10, eval_share=0.0)  # fmt: skip
+    assert result.found == {"events prod.parquet": 2, "file mine.jsonl": 2}
+    assert result.dropped["gold"] == 2  # the gold input asked in production, and the copy
+    train = _read(tmp_path / "out" / "train_candidates.jsonl")
+    assert [(r["input"], r["target"]) for r in train] == [
+        ("how do I cancel?", "Go to Settings > Plan > Cancel.")
+    ]
+    assert train[0]["provenance"]["source"] == "file:mine.jsonl"
+    queue = _read(tmp_path / "out" / "label_queue.jsonl")
+    assert [q["meta"]["ref"] for q in queue] == ["p1"]
+    assert queue[0]["meta"]["time"] == "2026-11-30T09:00:00Z"

@@ -183,3 +183,33 @@ def test_no_development_split_is_refused_with_the_fix(tmp_path: Path) -> None:
     r = cli("baseline", cwd=tmp_path)
     assert r.returncode == 2
     assert "baseline_search.dev_data: give a development split" in r.stderr
+
+
+def test_another_baseline_model_and_a_locked_plan(tmp_path: Path) -> None:
+    """A bigger model with the plan's prompt is measured beside the base; when it is the best
+    the baseline stays the base model's, with a warning. After plan lock, writing the
+    baseline is a change the lock reports."""
+    with (
+        FakeOpenAIServer(ServerScript(answer=answer)) as server,
+        FakeOpenAIServer(
+            ServerScript(answer=lambda p: BY_TEXT[next(t for t in BY_TEXT if t in p)])
+        ) as big,
+    ):
+        search = (
+            SEARCH
+            + f"  models:\n    bigger: {{backend: openai, base_url: '{big.base_url}', model: big, logprobs: false}}\n"
+        )
+        plan = project(tmp_path, server.base_url, search)
+        assert cli("plan", "lock", cwd=tmp_path).returncode == 0
+        r = cli("baseline", "--json", "--write", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["best"] == "bigger · plan prompt"
+    assert next(e["label"] for e in got["entries"]) == "bigger · plan prompt"
+    assert got["entries"][0]["score"]["estimate"] == 1.0
+    assert "not the base model" in " ".join(got["warnings"])
+    assert got["gold"]["estimate"] == pytest.approx(expected(GOLD, GOOD))  # the base's best
+    v = cli("plan", "verify", cwd=tmp_path)
+    assert v.returncode == 1
+    assert "baseline" in v.stdout + v.stderr
+    assert "good.txt" in plan.read_text()
