@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[dev,hf]"
+	# GrowthBook's gbstats, the oracle of the A/B statistics' tests, pins numpy<2 and pandas<2
+	# though it runs on the current ones; installed without its pins so it downgrades nothing
+	$(PY) -m pip install --quiet --no-deps "gbstats==0.8.0"
 	$(PY) -m compileall -q src >/dev/null  # editable installs are not byte-compiled by pip
 	touch $(STAMP)
 
