@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from heldout._json import json_objects
 from heldout.data import iter_records
 from heldout.errors import DataError, HeldoutError, Problem
 
@@ -69,22 +70,6 @@ def _stratum(dataset: str, row: dict[str, Any]) -> str:
     return "gold"
 
 
-def _last_object(text: str) -> dict[str, Any] | None:
-    decoder = json.JSONDecoder()
-    found = None
-    pos = text.find("{")
-    while pos != -1:
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            pos = text.find("{", pos + 1)
-            continue
-        if isinstance(value, dict):
-            found = value
-        pos = text.find("{", end)
-    return found
-
-
 def judge_losses(folder: Path) -> dict[tuple[str, str], str]:
     """(dataset, sample id) → why the run's judge ranked the candidate below the base: it
     preferred the base in both orders (pairwise), or scored the candidate's answer lower
@@ -107,7 +92,8 @@ def judge_losses(folder: Path) -> dict[tuple[str, str], str]:
             pairs.setdefault((judge, sid), {})[order] = parse_verdict(text)
         elif dataset.startswith("rubric:") and rid.count("|") >= 2:
             ds, role, sid = rid.split("|", 2)
-            obj = _last_object(text)
+            found = [o for o in json_objects(text) if isinstance(o, dict)]
+            obj = found[-1] if found else None
             ints = [
                 v for v in (obj or {}).values() if isinstance(v, int) and not isinstance(v, bool)
             ]

@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 
+from heldout._json import json_objects
 from heldout.judge._guard import REMOVED
 from heldout.judge._prompt import defuse
 
@@ -100,28 +101,12 @@ def rubric_prompt(
     )
 
 
-def _objects(text: str) -> list[Any]:
-    """Every JSON value that starts at a '{' in ``text`` and parses, in order."""
-    decoder = json.JSONDecoder()
-    found = []
-    pos = text.find("{")
-    while pos != -1:
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            pos = text.find("{", pos + 1)
-            continue
-        found.append(value)
-        pos = text.find("{", end)
-    return found
-
-
 def parse_scores(text: str | None, criteria: Sequence[Criterion]) -> RubricReply:
     """The scores in the judge's reply: its last JSON object, validated against
     :func:`rubric_schema`; else why not (said to the judge on the re-ask)."""
     if text is None:
         return RubricReply(None, "no reply")
-    objects = [o for o in _objects(text) if isinstance(o, dict)]
+    objects = [o for o in json_objects(text) if isinstance(o, dict)]
     if not objects:
         return RubricReply(None, "it contained no JSON object")
     obj = objects[-1]

@@ -230,7 +230,9 @@ async def measure_baseline_async(
             f"{best.label} is not reliably better than {runner_up.label} on the development "
             f"split (paired {vs.test}, p={vs.p_value:.3g}): either prompt is a fair baseline"
         )
-    result.suggestions = _suggest(loaded, gold_iv.estimate, len(gold.samples))
+    result.suggestions = _suggest(
+        loaded, gold_iv.estimate, len(gold.samples), spec.higher_is_better
+    )
     return result
 
 
@@ -239,7 +241,9 @@ def measure_baseline(loaded: LoadedPlan, **kwargs: Any) -> BaselineResult:
     return asyncio.run(measure_baseline_async(loaded, **kwargs))
 
 
-def _suggest(loaded: LoadedPlan, baseline: float, n: int) -> list[Suggestion]:
+def _suggest(
+    loaded: LoadedPlan, baseline: float, n: int, higher_is_better: bool
+) -> list[Suggestion]:
     plan = loaded.plan
     measured = plan.model_copy(update={"baseline": baseline})
     pa = plan_power(measured, n)
@@ -262,7 +266,7 @@ def _suggest(loaded: LoadedPlan, baseline: float, n: int) -> list[Suggestion]:
                 f"the gold set cannot detect a realistic lift (needs {detectable:.3g} > {hi:.0%}): "
                 "add samples rather than raising the bar"
             )
-    sign = 1.0 if get_higher(plan) else -1.0
+    sign = 1.0 if higher_is_better else -1.0
     value = baseline + sign * lift
     value = min(1.0, value) if sign > 0 else max(0.0, value)
     out = [Suggestion("success_threshold", round(value, 4), tuple(reasons))]
@@ -279,9 +283,3 @@ def _suggest(loaded: LoadedPlan, baseline: float, n: int) -> list[Suggestion]:
                     )
                 )  # fmt: skip
     return out
-
-
-def get_higher(plan: Any) -> bool:
-    from heldout.metrics import get_metric
-
-    return bool(get_metric(plan.primary_metric).higher_is_better)
