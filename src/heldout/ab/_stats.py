@@ -41,6 +41,7 @@ __all__ = [
     "mean_summary",
     "proportion_summary",
     "ratio_summary",
+    "sequential",
     "srm_p_value",
 ]
 
@@ -164,8 +165,18 @@ def effect(
         half = float(sps.t.ppf(1 - alpha / 2, dof)) * se
         fixed = Interval(est, est - half, est + half, conf, "welch-t")
         p = float(2 * sps.t.sf(abs(est / se), dof))
-    n_total = a.n + b.n
+    seq, p_seq = sequential(est, var, a.n + b.n, alpha=alpha, tuning=tuning)
+    return Effect(est, relative, fixed, p, seq, p_seq, a, b)
+
+
+def sequential(
+    est: float, var: float, n_total: int, *, alpha: float = 0.05, tuning: float = 5000.0
+) -> tuple[Interval, float]:
+    """The always-valid interval and p-value of an estimate with variance ``var`` (of the
+    estimate) after ``n_total`` units: Waudby-Smith et al. (2023) eq. 9 and eq. 155."""
+    conf = 1 - alpha
     rho = math.sqrt((-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / tuning)
+    var = max(var, 0.0)  # a constant metric's delta-method variance can round below 0
     s2 = var * n_total
     width = math.sqrt(s2) * math.sqrt(
         2
@@ -181,7 +192,7 @@ def effect(
         p_seq = min(1.0, math.exp(-log_e)) if log_e < 700 else 0.0
     else:
         p_seq = 1.0 if est == 0 else 0.0
-    return Effect(est, relative, fixed, p, seq, p_seq, a, b)
+    return seq, p_seq
 
 
 def srm_p_value(units: Sequence[int], weights: Sequence[float]) -> float:

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from heldout._version import __version__
-from heldout.cli import _baseline, _catalog, _demo, _flywheel, _history, _leak, _plan, _run
+from heldout.cli import _ab, _baseline, _catalog, _demo, _flywheel, _history, _leak, _plan, _run
 from heldout.cli._console import INTERRUPTED, err, out
 from heldout.errors import HeldoutError
 
@@ -26,7 +26,8 @@ app = typer.Typer(
     name="heldout",
     help="Decide, with evidence, whether a fine-tuned LLM is better than its base model.",
     epilog="Exit codes: 0 success; 1 a check or verdict says no; 2 bad input or "
-    "configuration; 3 internal error (crash log); 130 interrupted (rerun resumes).",
+    "configuration; 3 internal error (crash log); 4 hold (ab analyze: wait for more units); "
+    "130 interrupted (rerun resumes).",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -35,6 +36,7 @@ app.add_typer(_plan.plan_app, name="plan")
 app.command()(_plan.init)
 app.command()(_baseline.baseline)
 app.add_typer(_flywheel.flywheel_app, name="flywheel")
+app.add_typer(_ab.ab_app, name="ab")
 app.command("run")(_run.run_cmd)
 app.command()(_run.report)
 app.command()(_history.history)
@@ -68,6 +70,7 @@ EXIT_CODES = """Exit codes, the same for every command:
   1  a check or verdict says no (the last line names which)
   2  bad input or configuration (the message names the file, line or field)
   3  internal error: a bug in heldout (one line, and the path of a crash log)
+  4  hold: 'heldout ab analyze' needs more units before it can decide
   130 interrupted (finished work is kept: rerun to resume)"""
 
 

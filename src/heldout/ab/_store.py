@@ -1,0 +1,220 @@
+"""The A/B event store: one SQLite file (WAL) with requests, outcomes, splits and decisions.
+
+Writes go through one writer thread that commits in groups: every event queued while the
+previous commit ran is written in the next transaction, and each writer of an event waits for
+the commit that holds it. The proxy answers a request (and ``/v1/outcomes`` acknowledges an
+outcome) only after that commit, so a ``kill -9`` of the proxy loses no acknowledged event
+(WAL with ``synchronous=NORMAL``: a committed transaction survives the process; a power cut
+may lose the last ones, as it would a database's).
+
+Splits (``ab ramp``, ``ab rollback``) are rows with a timestamp: the history of the live
+treatment share, read by the proxy every 100 ms, so a ramp or rollback needs no restart.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from heldout.errors import HeldoutError
+
+__all__ = ["REQUEST_COLUMNS", "EventStore", "Split"]
+
+REQUEST_COLUMNS = (
+    "id", "ts", "unit", "arm", "stage", "upstream", "model", "status", "error", "latency_ms",
+    "prompt_tokens", "completion_tokens", "cost", "stream", "prompt",
+)  # fmt: skip
+OUTCOME_COLUMNS = ("ts", "request_id", "unit", "arm", "stage", "name", "value")
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, ts REAL, unit TEXT, arm TEXT, "
+    "stage REAL, upstream TEXT, model TEXT, status INTEGER, error TEXT, latency_ms REAL, "
+    "prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, stream INTEGER, prompt TEXT)",
+    "CREATE TABLE IF NOT EXISTS outcomes (ts REAL, request_id TEXT, unit TEXT, arm TEXT, "
+    "stage REAL, name TEXT, value REAL)",
+    "CREATE TABLE IF NOT EXISTS splits (ts REAL, share REAL, action TEXT, reason TEXT)",
+    "CREATE TABLE IF NOT EXISTS decisions (ts REAL, stage REAL, decision TEXT, body TEXT)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    ts: float
+    share: float
+    action: str  # start | ramp | rollback | set
+    reason: str
+
+
+class EventStore:
+    """Open (or create) the store at ``path``; ``start()`` runs the group-commit writer."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        try:
+            self._db = self._connect()
+            for stmt in _SCHEMA:
+                self._db.execute(stmt)
+            self._db.execute("SELECT count(*) FROM requests LIMIT 1").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise HeldoutError(
+                f"the event store {path} is damaged or not an event store ({exc}); move it "
+                f"aside (mv {path} {path}.broken) and point 'store:' at a new file"
+            ) from None
+        self._queue: queue.Queue[tuple[str, list[tuple[Any, ...]], Future[None]] | None] = (
+            queue.Queue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    # -- the writer ---------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._write_loop, name="ab-store", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _write_loop(self) -> None:
+        db = self._connect()
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            batch = [first]
+            while True:  # everything queued while the last commit ran: one transaction
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is None for item in batch)
+            items = [item for item in batch if item is not None]
+            if not items:
+                continue
+            try:
+                db.execute("BEGIN")
+                for sql, rows, _ in items:
+                    db.executemany(sql, rows)
+                db.execute("COMMIT")
+            except Exception as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                for *_, fut in items:
+                    fut.set_exception(exc)
+                continue
+            for *_, fut in items:
+                fut.set_result(None)
+        db.close()
+
+    def _submit(self, sql: str, rows: list[tuple[Any, ...]]) -> Future[None]:
+        fut: Future[None] = Future()
+        if self._thread is None:  # no writer running: write now, in this thread
+            with self._lock:
+                self._db.execute("BEGIN")
+                self._db.executemany(sql, rows)
+                self._db.execute("COMMIT")
+            fut.set_result(None)
+        else:
+            self._queue.put((sql, rows, fut))
+        return fut
+
+    def add_requests(self, rows: Sequence[Sequence[Any]]) -> Future[None]:
+        """Rows in :data:`REQUEST_COLUMNS` order; the future resolves once committed."""
+        marks = ",".join("?" * len(REQUEST_COLUMNS))
+        return self._submit(
+            f"INSERT OR REPLACE INTO requests VALUES ({marks})", [tuple(r) for r in rows]
+        )
+
+    def add_outcomes(self, rows: Sequence[Sequence[Any]]) -> Future[None]:
+        """Rows in :data:`OUTCOME_COLUMNS` order; the future resolves once committed."""
+        return self._submit("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?)", [tuple(r) for r in rows])
+
+    # -- splits, decisions, meta (rare: written directly) --------------------------------
+    def splits(self) -> list[Split]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT ts, share, action, reason FROM splits ORDER BY ts, rowid"
+            ).fetchall()
+        return [Split(float(t), float(s), str(a), str(r or "")) for t, s, a, r in rows]
+
+    def current_split(self) -> Split | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT ts, share, action, reason FROM splits ORDER BY ts DESC, rowid DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else Split(float(row[0]), float(row[1]), row[2], row[3] or "")
+
+    def set_split(self, share: float, action: str, reason: str = "") -> Split:
+        if not 0 <= share <= 1:
+            raise HeldoutError(f"a treatment share is in [0, 1], got {share}")
+        split = Split(time.time(), share, action, reason)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO splits VALUES (?,?,?,?)", (split.ts, share, action, reason)
+            )
+        return split
+
+    def add_decision(self, stage: float, decision: str, body: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO decisions VALUES (?,?,?,?)", (time.time(), stage, decision, body)
+            )
+
+    def decisions(self) -> list[tuple[float, float, str, str]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT ts, stage, decision, body FROM decisions ORDER BY ts, rowid"
+            ).fetchall()
+        return [(float(t), float(s), str(d), str(b)) for t, s, d, b in rows]
+
+    def meta(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def set_meta(self, items: dict[str, str]) -> None:
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", items.items())
+
+    def request_arm(self, request_id: str) -> tuple[str, str, float] | None:
+        """(unit, arm, stage) of a logged request."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT unit, arm, stage FROM requests WHERE id = ?", (request_id,)
+            ).fetchone()
+        return None if row is None else (row[0], row[1], float(row[2]))
+
+    def table(self, name: str, columns: Iterable[str]) -> dict[str, list[Any]]:
+        """A table's columns as lists (for the analysis)."""
+        cols = list(columns)
+        with self._lock:
+            rows = self._db.execute(f"SELECT {', '.join(cols)} FROM {name}").fetchall()
+        return {c: [r[i] for r in rows] for i, c in enumerate(cols)}
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                t: int(self._db.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+                for t in ("requests", "outcomes", "splits", "decisions")
+            }
+
+    def close(self) -> None:
+        self.stop()
+        with self._lock:
+            self._db.close()
