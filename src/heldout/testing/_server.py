@@ -36,7 +36,8 @@ class ServerScript:
     "no-choices", "truncated" (Content-Length larger than what is sent), "html" (an HTML
     error page) or "huge" (``huge_bytes`` of text), or "echo-auth" / "echo-auth-500" (a 401
     or 500 whose body echoes the request headers, as some proxies do), or "bad-logprobs" (a
-    good answer whose logprobs are malformed).
+    good answer whose logprobs are malformed), or "stream-drop" (a streamed answer whose connection
+    is cut after its first chunk; streaming: ``"stream": true`` gets server-sent events).
     ``logprobs`` False ignores a request for token log-probabilities, as some servers do.
     ``retry_after_header`` is sent verbatim with 429s ("86400", "soon", an HTTP date) instead
     of ``retry_after``.
@@ -75,6 +76,7 @@ FAULTS = (
     "echo-auth",
     "echo-auth-500",
     "bad-logprobs",
+    "stream-drop",
 )
 
 
@@ -128,7 +130,7 @@ class FakeOpenAIServer:
         if attempt <= self.script.drop.get(prompt, 0) and request.transport is not None:
             request.transport.abort()  # no status line: the client sees a dropped connection
             return web.Response()
-        scripted = self.script.faults.get(prompt, [])
+        scripted = [f for f in self.script.faults.get(prompt, []) if f != "stream-drop"]
         if attempt <= len(scripted):
             self.faulted[scripted[attempt - 1]] += 1
             return await self._fault(request, scripted[attempt - 1])
@@ -173,6 +175,8 @@ class FakeOpenAIServer:
             elif body.get("logprobs") and self.script.logprobs:
                 choice["logprobs"] = {"tokens": tokens, "token_logprobs": token_lps}
         self.completed[prompt] += 1
+        if chat and body.get("stream"):
+            return await self._stream(request, body, text, prompt)
         return web.json_response(
             {
                 "id": "x",
@@ -187,6 +191,46 @@ class FakeOpenAIServer:
                 },
             }
         )
+
+    async def _stream(self, request: Any, body: dict[str, Any], text: str, prompt: str) -> Any:
+        """Server-sent events as vLLM and OpenAI send them: one chunk per word, a usage
+        chunk when ``stream_options.include_usage``, then ``data: [DONE]``. A prompt scripted
+        with the fault "stream-drop" loses its connection after the first chunk."""
+        from aiohttp import web
+
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        model = str(body.get("model", "fake"))
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            piece = word if i == 0 else " " + word
+            chunk = {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+            }
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if "stream-drop" in self.script.faults.get(prompt, []) and request.transport:
+                request.transport.abort()
+                return resp
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {
+                "prompt_tokens": len(prompt.split()),
+                "completion_tokens": len(words),
+                "total_tokens": len(prompt.split()) + len(words),
+            }
+            done = {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [],
+                "usage": usage,
+            }
+            await resp.write(f"data: {json.dumps(done)}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
 
     async def _fault(self, request: Any, kind: str) -> Any:
         from aiohttp import web
