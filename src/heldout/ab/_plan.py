@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from heldout._version import __version__
 from heldout.errors import LockError, PlanChangedError, PlanError, Problem
@@ -187,16 +187,16 @@ class Experiment(_Strict):
         "(for the flywheel); 0 keeps no prompt text.",
     )
 
-    @model_validator(mode="after")
-    def _stages_ok(self) -> Experiment:
-        s = self.stages
+    @field_validator("stages")
+    @classmethod
+    def _stages_ok(cls, s: list[float]) -> list[float]:
         if any(not 0 < x <= 1 for x in s):
             raise ValueError("stages are treatment shares in (0, 1], e.g. [0.05, 0.1, 0.5, 1.0]")
         if any(b <= a for a, b in itertools.pairwise(s)):
             raise ValueError("stages must increase: a ramp only moves units into treatment")
         if s[0] >= 1:
             raise ValueError("the first stage must leave a control group (a share below 1)")
-        return self
+        return s
 
     @property
     def comparative(self) -> list[float]:
