@@ -94,11 +94,15 @@ def _gb(a, b, relative=False, sequential=False, tuning=4000):
     if sequential:
         cfg = gb_tests.SequentialConfig(difference_type=kind, sequential_tuning_parameter=tuning)
         return gb_tests.SequentialTwoSidedTTest(a, b, cfg).compute_result()
-    return gb_tests.TwoSidedTTest(a, b, gb_tests.FrequentistConfig(difference_type=kind)).compute_result()
+    return gb_tests.TwoSidedTTest(
+        a, b, gb_tests.FrequentistConfig(difference_type=kind)
+    ).compute_result()
 
 
 def _mean(v):
-    return gb_stats.SampleMeanStatistic(n=v.size, sum=float(v.sum()), sum_squares=float((v**2).sum()))
+    return gb_stats.SampleMeanStatistic(
+        n=v.size, sum=float(v.sum()), sum_squares=float((v**2).sum())
+    )
 
 
 def test_store_analysis_equals_gbstats_and_scipy_on_the_per_unit_values(tmp_path: Path) -> None:
@@ -120,10 +124,12 @@ def test_store_analysis_equals_gbstats_and_scipy_on_the_per_unit_values(tmp_path
     assert [m.effect.fixed.low, m.effect.fixed.high] == pytest.approx(fixed.ci, rel=1e-9)
     assert [m.effect.sequential.low, m.effect.sequential.high] == pytest.approx(seq.ci, rel=1e-9)
     assert m.effect.p_sequential == pytest.approx(seq.p_value, rel=1e-6)
+
     # cost per request: a ratio of per-unit sums, delta method, relative
     def ratio(v):
         return gb_stats.RatioStatistic(n=len(v), m_statistic=_mean(v[:, 2]), d_statistic=_mean(v[:, 1]),
                                        m_d_sum_of_products=float((v[:, 2] * v[:, 1]).sum()))  # fmt: skip
+
     m = _metric(a, "cost_per_request")
     fixed, seq = _gb(ratio(c), ratio(t), relative=True), _gb(ratio(c), ratio(t), True, True)
     assert m.effect.estimate == pytest.approx(fixed.expected, rel=1e-9)
@@ -142,7 +148,8 @@ def test_store_analysis_equals_gbstats_and_scipy_on_the_per_unit_values(tmp_path
     assert m.effect.treatment.mean == pytest.approx(np.quantile(lat["treatment"], 0.95))
     assert a.decision.decision == "ship"  # +6 points on 4,000 units, guardrails within margins
     assert a.decision.exit_code == 0
-    assert len(st.looks) == 12 and st.looks[-1].units == st.units
+    assert len(st.looks) == 12
+    assert st.looks[-1].units == st.units
     assert st.looks[0].units < st.looks[-1].units  # each look sees only what came before it
 
 
@@ -209,7 +216,9 @@ def test_units_in_both_arms_mean_broken_assignment(tmp_path: Path) -> None:
     path = _exp(tmp_path)
     pq.write_table(pa.Table.from_pylist(req), tmp_path / "r.parquet")
     pq.write_table(pa.Table.from_pylist(out), tmp_path / "o.parquet")
-    a = analyze_experiment(path, events=str(tmp_path / "r.parquet"), outcomes=str(tmp_path / "o.parquet"))
+    a = analyze_experiment(
+        path, events=str(tmp_path / "r.parquet"), outcomes=str(tmp_path / "o.parquet")
+    )
     assert a.stages[0].mixed_units == 1
     assert a.decision.decision == "rollback"
     assert "1 units were served by both arms" in " ".join(a.decision.reasons)
@@ -229,17 +238,18 @@ def test_guardrail_beyond_its_margin_rolls_back_and_too_few_units_hold(tmp_path:
     a = analyze_experiment(path)
     assert a.decision.decision == "hold"
     assert a.decision.reasons[0] == "400 units so far; the stage needs 1000 (600 more)"
-    assert a.decision.more_units is not None and a.decision.more_units >= 600
+    assert a.decision.more_units is not None
+    assert a.decision.more_units >= 600
     assert a.decision.exit_code == 4
 
 
 def test_bad_exports_get_a_clear_error(tmp_path: Path) -> None:
     path = _exp(tmp_path)
     (tmp_path / "a.jsonl").write_text('{"unit": "u1", "variant": "B"}\n')
-    with pytest.raises(DataError, match="missing column.*arm"):
+    with pytest.raises(DataError, match=r"missing column.*arm"):
         analyze_experiment(path, events=str(tmp_path / "a.jsonl"))
     (tmp_path / "b.jsonl").write_text('{"unit": "u1", "arm": "B"}\n')
-    with pytest.raises(DataError, match="column 'arm'.*'B' \\(1 rows\\)"):
+    with pytest.raises(DataError, match=r"column 'arm'.*'B' \(1 rows\)"):
         analyze_experiment(path, events=str(tmp_path / "b.jsonl"))
     with pytest.raises(DataError, match="file not found"):
         analyze_experiment(path, events=str(tmp_path / "nope.parquet"))
@@ -312,7 +322,7 @@ def test_unit_bootstrap_of_a_quantile_matches_a_brute_force_unit_bootstrap() -> 
             pick = rng.integers(0, n, n)
             starts = np.searchsorted(uid, np.arange(n))
             ends = np.searchsorted(uid, np.arange(n), side="right")
-            qs.append(np.quantile(np.concatenate([lat[starts[p]:ends[p]] for p in pick]), 0.95))
+            qs.append(np.quantile(np.concatenate([lat[starts[p] : ends[p]] for p in pick]), 0.95))
         brute.append(qs[1] - qs[0])
     se_brute = float(np.std(brute, ddof=1))
     se_ours = (ours.fixed.high - ours.fixed.low) / (2 * 1.96)

@@ -103,7 +103,9 @@ def test_bodies_and_server_sent_events_pass_through_unchanged(tmp_path: Path) ->
     assert streamed["status"] == 200
 
 
-def test_auth_is_forwarded_and_never_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auth_is_forwarded_and_never_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = "sk-live-SECRET-0123456789"
     arm_key = "sk-arm-KEY-9876543210"
     monkeypatch.setenv("TREATMENT_KEY", arm_key)
@@ -116,7 +118,8 @@ def test_auth_is_forwarded_and_never_stored(tmp_path: Path, monkeypatch: pytest.
                 status, _, _ = post(f"{px.url}/v1/chat/completions", chat(f"q{i}", user=f"u{i}"),
                                     {"Authorization": f"Bearer {secret}"})  # fmt: skip
                 assert status == 200
-    assert ctl.headers and trt.headers
+    assert ctl.headers
+    assert trt.headers
     assert all(h["Authorization"] == f"Bearer {secret}" for h in ctl.headers)
     assert all(h["Authorization"] == f"Bearer {arm_key}" for h in trt.headers)
     blob = b"".join(p.read_bytes() for p in tmp_path.glob("events.sqlite*"))
@@ -132,7 +135,9 @@ def test_a_failing_treatment_counts_against_treatment_and_is_never_retried(tmp_p
             got = {}
             for i in range(40):
                 unit = f"user-{i}"
-                status, headers, body = post(f"{px.url}/v1/chat/completions", chat(f"q{i}", user=unit))
+                status, headers, body = post(
+                    f"{px.url}/v1/chat/completions", chat(f"q{i}", user=unit)
+                )
                 got[unit] = (status, headers["X-Heldout-Arm"], body)
     treated = [u for u in got if assign(u, "salt-1", 0.5) == "treatment"]
     assert treated
@@ -159,11 +164,14 @@ def test_upstream_errors_and_broken_streams_are_logged_as_they_happened(tmp_path
             junk = post(f"{px.url}/v1/chat/completions", None, {"X-Heldout-Unit": "u3"}, raw=b"{no")
     assert s500[0] == 500  # passed through, not retried
     assert up.requests["boom"] == 1
-    assert cut[0] == 200 and cut[2].count(b"data:") == 1  # the client saw the cut stream
-    assert junk[0] == 400 and b"not JSON" in junk[2]
+    assert cut[0] == 200
+    assert cut[2].count(b"data:") == 1
+    assert junk[0] == 400
+    assert b"not JSON" in junk[2]
     rows = {r["unit"]: r for r in _rows(tmp_path / "events.sqlite")}
     assert rows["u1"]["status"] == 500
-    assert rows["u2"]["status"] == 502 and "stream broke" in str(rows["u2"]["error"])
+    assert rows["u2"]["status"] == 502
+    assert "stream broke" in str(rows["u2"]["error"])
     assert "u3" not in rows
 
 
@@ -188,7 +196,9 @@ def test_outcomes_by_request_id_or_unit_and_bad_ones_refused(tmp_path: Path) -> 
         with ProxyThread(path) as px:
             _, h, _ = post(f"{px.url}/v1/chat/completions", chat(user="alice"))
             rid = h["X-Heldout-Request-Id"]
-            ok1 = post(f"{px.url}/v1/outcomes", {"request_id": rid, "name": "resolved", "value": True})
+            ok1 = post(
+                f"{px.url}/v1/outcomes", {"request_id": rid, "name": "resolved", "value": True}
+            )
             ok2 = post(f"{px.url}/v1/outcomes", {"outcomes": [
                 {"unit": "bob", "name": "thumbs_up", "value": 1},
                 {"unit": "bob", "name": "escalated", "value": 0.0}]})  # fmt: skip
@@ -196,12 +206,16 @@ def test_outcomes_by_request_id_or_unit_and_bad_ones_refused(tmp_path: Path) -> 
                                                 {"request_id": "nope", "name": "r", "value": 1},
                                                 {"name": "r", "value": 1}])  # fmt: skip
             junk = post(f"{px.url}/v1/outcomes", None, raw=b"not json")
-    assert ok1[0] == 200 and json.loads(ok1[2]) == {"accepted": 1}
-    assert ok2[0] == 200 and json.loads(ok2[2]) == {"accepted": 2}
+    assert ok1[0] == 200
+    assert json.loads(ok1[2]) == {"accepted": 1}
+    assert ok2[0] == 200
+    assert json.loads(ok2[2]) == {"accepted": 2}
     assert bad[0] == 400
     msg = json.loads(bad[2])["error"]["message"]
-    assert "outcomes[0].value" in msg and "outcomes[1].request_id" in msg
-    assert "outcomes[2]: needs 'request_id'" in msg and "nothing was stored" in msg
+    assert "outcomes[0].value" in msg
+    assert "outcomes[1].request_id" in msg
+    assert "outcomes[2]: needs 'request_id'" in msg
+    assert "nothing was stored" in msg
     assert junk[0] == 400
     with sqlite3.connect(tmp_path / "events.sqlite") as db:
         got = db.execute("SELECT request_id, unit, arm, stage, name, value FROM outcomes "
@@ -229,7 +243,8 @@ def test_ramp_and_rollback_change_the_live_split_without_a_restart(tmp_path: Pat
 
             at10 = arms()
             refused = _cli("ab", "ramp", cwd=tmp_path)
-            assert refused.returncode == 2 and "no analysis" in refused.stderr
+            assert refused.returncode == 2
+            assert "no analysis" in refused.stderr
             ramped = _cli("ab", "ramp", "--force", cwd=tmp_path)
             assert ramped.returncode == 0, ramped.stderr
             assert "50%" in ramped.stdout
@@ -242,12 +257,15 @@ def test_ramp_and_rollback_change_the_live_split_without_a_restart(tmp_path: Pat
     assert sum(a == "treatment" for a in at10.values()) == sum(
         assign(u, "salt-1", 0.1) == "treatment" for u in units)  # fmt: skip
     assert all(at50[u] == "treatment" for u in units if at10[u] == "treatment")  # monotone
-    assert sum(a == "treatment" for a in at50.values()) > 2 * sum(a == "treatment" for a in at10.values())
+    assert sum(a == "treatment" for a in at50.values()) > 2 * sum(
+        a == "treatment" for a in at10.values()
+    )
     assert set(at0.values()) == {"control"}
     with sqlite3.connect(tmp_path / "events.sqlite") as db:
         splits = db.execute("SELECT share, action, reason FROM splits ORDER BY ts").fetchall()
     assert [s[:2] for s in splits] == [(0.1, "start"), (0.5, "ramp"), (0.0, "rollback")]
-    assert "forced" in splits[1][2] and splits[2][2] == "latency page"
+    assert "forced" in splits[1][2]
+    assert splits[2][2] == "latency page"
 
 
 def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:

@@ -188,9 +188,8 @@ def _fetch_arm(con: Any, stage: float, arm: str, t0: float, span: float, names: 
         f"SELECT i.uid, {bucket} AS b, count(*) AS n, sum(CAST(err AS INTEGER)) AS e, "
         "COALESCE(sum(lat), 0) AS lat, count(lat) AS nlat, COALESCE(sum(cost), 0) AS cost, "
         "count(cost) AS ncost, COALESCE(sum(tok), 0) AS tok, count(tok) AS ntok "
-        "FROM r JOIN ids i ON r.unit = i.unit AND r.arm = i.arm "
-        "WHERE r.stage = ? AND r.arm = ? GROUP BY ALL",
-        [stage, arm],
+        "FROM ru i WHERE i.arm = ? GROUP BY ALL",
+        [arm],
     ).fetchnumpy()
     uid = np.asarray(res["uid"], dtype=np.int64)
     b = np.asarray(res["b"], dtype=np.int64)
@@ -269,6 +268,12 @@ def _stage(
         "ORDER BY unit) - 1 AS BIGINT) AS uid FROM (SELECT DISTINCT arm, unit FROM "
         "(SELECT arm, unit FROM r WHERE stage = $1 UNION ALL SELECT arm, unit FROM o "
         "WHERE stage = $1))",
+        [share],
+    )
+    con.execute("DROP TABLE IF EXISTS ru")
+    con.execute(  # the stage's requests with integer unit ids: one string join, not four
+        "CREATE TEMP TABLE ru AS SELECT i.uid, r.arm, r.ts, r.err, r.lat, r.cost, r.tok FROM r "
+        "JOIN ids i ON r.unit = i.unit AND r.arm = i.arm WHERE r.stage = ?",
         [share],
     )
     counts = dict(con.execute("SELECT arm, count(*) FROM ids GROUP BY arm").fetchall())
@@ -398,9 +403,8 @@ def _guardrail(
         lat = {}
         for a in ("control", "treatment"):
             res = con.execute(
-                "SELECT i.uid, r.lat FROM r JOIN ids i ON r.unit = i.unit AND r.arm = i.arm "
-                "WHERE r.stage = ? AND r.arm = ? AND r.lat IS NOT NULL",
-                [share, a],
+                "SELECT uid, lat FROM ru WHERE arm = ? AND lat IS NOT NULL",
+                [a],
             ).fetchnumpy()
             lat[a] = (
                 np.asarray(res["lat"], dtype=np.float64),

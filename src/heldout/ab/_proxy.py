@@ -74,6 +74,10 @@ class Proxy:
         self._recent: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
         self._rng = random.Random(seed)
         self._poller: asyncio.Task[None] | None = None
+        self._timeouts = {
+            "control": aiohttp.ClientTimeout(total=self.exp.arms.control.timeout_s),
+            "treatment": aiohttp.ClientTimeout(total=self.exp.arms.treatment.timeout_s),
+        }
         self._keys = {
             arm: (os.environ.get(spec.api_key_env, "") if spec.api_key_env else None)
             for arm, spec in (
@@ -198,7 +202,7 @@ class Proxy:
                 url,
                 data=raw,
                 headers=self._headers(request, arm),
-                timeout=aiohttp.ClientTimeout(total=spec.timeout_s),
+                timeout=self._timeouts[arm],
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             reason = f"{type(exc).__name__}: {exc}"[:300]
@@ -218,7 +222,7 @@ class Proxy:
                     return _error(502, f"upstream {arm} failed: {reason}", "upstream_error")
                 usage = None
                 error = None if upstream.status < 400 else data[:300].decode("utf-8", "replace")
-                if upstream.status == 200:
+                if upstream.status == 200 and b'"usage"' in data:
                     try:
                         parsed = json.loads(data)
                         usage = parsed.get("usage") if isinstance(parsed, dict) else None

@@ -15,6 +15,7 @@ the always-valid interval is the confidence sequence with that variance.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -31,6 +32,17 @@ I64 = npt.NDArray[np.int64]
 GRID = 256
 
 
+@functools.cache
+def _poisson_table() -> npt.NDArray[np.float32]:
+    """Poisson(1) by inversion on a 65,536-point grid: a uniform uint16 indexes it, several
+    times faster than drawing Poisson variates (the mean is 1 to 2e-5, the variance to 1e-4)."""
+    from scipy.stats import poisson
+
+    u = (np.arange(65_536) + 0.5) / 65_536
+    table: npt.NDArray[np.float32] = np.asarray(poisson.ppf(u, 1.0), dtype=np.float32)
+    return table
+
+
 def _boot(
     lat: F64, unit: I64, n_units: int, edges: F64, q: float, reps: int, rng: np.random.Generator
 ) -> F64:
@@ -42,30 +54,24 @@ def _boot(
         (np.ones(lat.size), (unit, bins)), shape=(n_units, g + 2), dtype=np.float64
     ).T.tocsr()  # bins × units
     out = np.empty(reps)
+    table = _poisson_table()
     chunk = max(1, min(reps, 20_000_000 // max(n_units, 1)))
     for start in range(0, reps, chunk):
         k = min(chunk, reps - start)
-        w = rng.poisson(1.0, size=(n_units, k)).astype(np.float64)
-        counts = np.asarray(h @ w).T  # k × bins
+        w = table[rng.integers(0, table.size, size=(n_units, k), dtype=np.uint16)]
+        counts = np.asarray(h @ w, dtype=np.float64).T  # k × bins
         cum = np.cumsum(counts, axis=1)
         total = cum[:, -1]
         target = q * total
-        idx = np.array(
-            [np.searchsorted(c, t, side="left") for c, t in zip(cum, target, strict=True)]
-        )
-        for j in range(k):
-            i = int(idx[j])
-            if total[j] == 0:
-                out[start + j] = math.nan
-            elif i == 0:
-                out[start + j] = edges[0]
-            elif i > g:
-                out[start + j] = edges[-1]
-            else:
-                below = cum[j, i - 1]
-                inside = counts[j, i]
-                frac = (target[j] - below) / inside if inside > 0 else 0.5
-                out[start + j] = edges[i - 1] + frac * (edges[i] - edges[i - 1])
+        idx = (cum < target[:, None]).sum(axis=1)  # first bin whose cumulative count reaches it
+        inner = np.clip(idx, 1, g)
+        rows = np.arange(k)
+        below = cum[rows, inner - 1]
+        inside = counts[rows, inner]
+        frac = np.divide(target - below, inside, out=np.full(k, 0.5), where=inside > 0)
+        val = edges[inner - 1] + np.clip(frac, 0, 1) * (edges[inner] - edges[inner - 1])
+        val = np.where(idx == 0, edges[0], np.where(idx > g, edges[-1], val))
+        out[start : start + k] = np.where(total > 0, val, math.nan)
     return out
 
 

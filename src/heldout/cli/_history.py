@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -42,8 +43,61 @@ def _gates(folder: str) -> list[GateStatus]:
     return [GateStatus(name=g.name, status=g.status) for g in result.gates]
 
 
-def history(plan: PlanOpt = DEFAULT_PLAN, as_json: JsonOpt = False) -> None:
-    """List the runs of this plan: verdict, primary metric with CI, guardrails."""
+def _ab_chain(path: Path) -> dict[str, Any] | None:
+    """The A/B experiment's chain (offline run → lock → splits → decisions), if there is one."""
+    if not path.is_file():
+        return None
+    from heldout.ab._api import history_rows
+    from heldout.ab._plan import load_experiment
+
+    try:
+        h = history_rows(load_experiment(path))
+    except HeldoutError as exc:
+        return {"experiment": str(path), "error": str(exc)}
+    return {
+        "experiment": h["experiment"],
+        "locked_at": h["locked_at"],
+        "offline": h["offline"],
+        "splits": [{"ts": s.ts, "share": s.share, "action": s.action, "reason": s.reason}
+                   for s in h["splits"]],
+        "decisions": [{"ts": t, "stage": st, "decision": d, **json.loads(b)}
+                      for t, st, d, b in h["decisions"]],
+    }  # fmt: skip
+
+
+def _print_ab(chain: dict[str, Any]) -> None:
+    from datetime import UTC, datetime
+
+    def when(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    if "error" in chain:
+        out.print(f"A/B {chain['experiment']}: {chain['error']}", highlight=False, markup=False)
+        return
+    off = chain["offline"]
+    head = f"production A/B {chain['experiment']}"
+    head += f" (locked {chain['locked_at']})" if chain["locked_at"] else " (not locked)"
+    if off:
+        head += f" follows offline run {off['run_id']} (verdict {off['verdict']})"
+    t = table("time", "event", "stage", "detail", title=head)
+    events = [(s["ts"], s["action"], s["share"], s["reason"]) for s in chain["splits"]]
+    events += [(d["ts"], f"decision: {d['decision']}", d["stage"], (d.get("reasons") or [""])[0])
+               for d in chain["decisions"]]  # fmt: skip
+    for ts, what, share, detail in sorted(events, key=lambda e: e[0]):
+        row(t, when(ts), what, f"{share * 100:g}%", detail)
+    out.print(t)
+
+
+def history(
+    plan: PlanOpt = DEFAULT_PLAN,
+    as_json: JsonOpt = False,
+    ab: Annotated[
+        Path | None, typer.Option("--ab", help="A/B experiment (default: ab.yaml by the plan).")
+    ] = None,
+) -> None:
+    """List the runs of this plan (verdict, primary metric with CI, guardrails) and the A/B
+    experiment that followed: plan lock → offline verdict → A/B stages and decisions."""
+    chain = _ab_chain(ab if ab is not None else plan.resolve().parent / "ab.yaml")
     from heldout.results._store import RunStore
 
     store_path = plan.resolve().parent / ".heldout" / "runs.sqlite"
@@ -74,11 +128,14 @@ def history(plan: PlanOpt = DEFAULT_PLAN, as_json: JsonOpt = False) -> None:
                     )
                     for it in its
                 ],
+                ab=chain,
             )
         )  # fmt: skip
         return
     if not rows:
         out.print("no runs yet")
+        if chain:
+            _print_ab(chain)
         return
     t = table(
         "run", "created", "verdict", "metric", "base", "candidate", "delta [CI]", "guardrails"
@@ -122,6 +179,8 @@ def history(plan: PlanOpt = DEFAULT_PLAN, as_json: JsonOpt = False) -> None:
             "flywheel --run <run>) before training again",
             highlight=False,
         )
+    if chain:
+        _print_ab(chain)
 
 
 def compare_cmd(

@@ -75,6 +75,11 @@ class HistoryOutput(_Out):
         default=0,
         description="Latest iterations in a row without a significant gain (0 below 3).",
     )
+    ab: dict[str, Any] | None = Field(
+        default=None,
+        description="The production A/B experiment next to the plan (ab.yaml): the offline "
+        "run it follows, its lock, every split change and every recorded decision.",
+    )
 
 
 class CompareOutput(_Out):
