@@ -161,7 +161,9 @@ def test_ab_demo_runs_the_ramp_in_under_a_minute(tmp_path: Path) -> None:
 def test_history_shows_the_chain_from_offline_verdict_to_ab_decisions(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "offline"
     run.mkdir(parents=True)
-    offline = json.loads((Path(__file__).parents[1] / "report" / "golden" / "results.json").read_text())
+    offline = json.loads(
+        (Path(__file__).parents[1] / "report" / "golden" / "results.json").read_text()
+    )
 
     def real(x):  # the golden file masks volatile fields; give them values again
         if isinstance(x, dict):
@@ -180,8 +182,13 @@ def test_history_shows_the_chain_from_offline_verdict_to_ab_decisions(tmp_path: 
     assert (run / "report.html").resolve().as_uri() in html  # the A/B report links the offline run
     r = cli("history", cwd=tmp_path, columns="250")
     assert r.returncode == 0, r.stderr
-    assert f"follows offline run {offline['run_id']} (verdict {offline['verdict']['status']})" in " ".join(r.stdout.split())
-    lines = [x for x in r.stdout.splitlines() if "decision: ship" in x or " ramp " in x or " start " in x]
+    assert (
+        f"follows offline run {offline['run_id']} (verdict {offline['verdict']['status']})"
+        in " ".join(r.stdout.split())
+    )
+    lines = [
+        x for x in r.stdout.splitlines() if "decision: ship" in x or " ramp " in x or " start " in x
+    ]
     assert len(lines) == 3
     assert "start" in lines[0]
     assert "decision: ship" in lines[1]
