@@ -97,14 +97,19 @@ class LockError(HeldoutError):
 class PlanChangedError(LockError):
     """The plan or a file it references changed since ``heldout plan lock``."""
 
-    def __init__(self, changes: Sequence[str], lock_path: str) -> None:
+    def __init__(
+        self,
+        changes: Sequence[str],
+        lock_path: str,
+        *,
+        what: str = "the plan",
+        fix: str = "Re-lock with 'heldout plan lock' if the change is intended before training, "
+        "or pass --allow-changed-plan to run anyway (the report will say so).",
+    ) -> None:
         self.changes = tuple(changes)
-        lines = [f"the plan changed since it was locked ({lock_path}):"]
+        lines = [f"{what} changed since it was locked ({lock_path}):"]
         lines += [f"  - {c}" for c in changes]
-        lines.append(
-            "Re-lock with 'heldout plan lock' if the change is intended before training, or "
-            "pass --allow-changed-plan to run anyway (the report will say so)."
-        )
+        lines.append(fix)
         super().__init__("\n".join(lines))
 
 

@@ -287,12 +287,9 @@ def _stage(
         share, t0, t1, requests, nc, nt, srm_p_value([nc, nt], [1 - share, share]), mixed
     )
     span = max(t1 - t0, 1e-9)
-    names = sorted(
-        {exp.primary.outcome}
-        | {g.outcome for g in exp.guardrails if g.outcome}
-        | ({exp.cuped.covariate} if exp.cuped else set())
-    )
-    arms = {a: _fetch_arm(con, share, a, t0, span, names) for a in ("control", "treatment")}
+    arms = {
+        a: _fetch_arm(con, share, a, t0, span, exp.outcome_names) for a in ("control", "treatment")
+    }
     tuning = float(exp.planned_units)
     last = LOOKS - 1
     p = exp.primary

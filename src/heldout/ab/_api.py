@@ -116,12 +116,7 @@ def analyze_experiment(
     lock = check_ab_lock(loaded, require=False)
     splits: list[Split] = []
     if events is not None:
-        names = sorted(
-            {exp.primary.outcome}
-            | {g.outcome for g in exp.guardrails if g.outcome}
-            | ({exp.cuped.covariate} if exp.cuped else set())
-        )
-        con = _events.load_files(events, outcomes, names, share or exp.stages[0])
+        con = _events.load_files(events, outcomes, exp.outcome_names, share or exp.stages[0])
         live = share
         where = source or events
         store = None

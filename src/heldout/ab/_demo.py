@@ -131,7 +131,6 @@ async def _traffic(port: int, units: list[str], rng: random.Random, rates: dict[
         nonlocal sent
         async with sem:
             arm = "control"
-            ids = []
             for _ in range(k):
                 async with session.post(
                     f"http://127.0.0.1:{port}/v1/chat/completions",
@@ -143,7 +142,6 @@ async def _traffic(port: int, units: list[str], rng: random.Random, rates: dict[
                 ) as resp:
                     await resp.read()
                     arm = resp.headers.get("X-Heldout-Arm", arm)
-                    ids.append(resp.headers.get("X-Heldout-Request-Id"))
                     sent += 1
             resolved = u < rates[arm]
             outcomes = [

@@ -199,6 +199,12 @@ class Experiment(_Strict):
         return s
 
     @property
+    def outcome_names(self) -> list[str]:
+        """Every posted outcome the analysis reads: the primary, guardrails, CUPED's covariate."""
+        names = {self.primary.outcome} | {g.outcome for g in self.guardrails if g.outcome}
+        return sorted(names | ({self.cuped.covariate} if self.cuped else set()))
+
+    @property
     def comparative(self) -> list[float]:
         """The stages with a control group to compare with (every share below 100%)."""
         return [x for x in self.stages if x < 1]
@@ -361,14 +367,11 @@ def check_ab_lock(loaded: LoadedExperiment, *, require: bool = True) -> dict[str
     if body.get("experiment_sha256") != experiment_sha256(loaded.experiment):
         changes: list[str] = []
         _diff(body.get("experiment", {}), _canonical(loaded.experiment), "", changes)
-        err = PlanChangedError(changes or ["experiment content changed"], str(loaded.lock_path))
-        err.args = (
-            str(err)
-            .replace("'heldout plan lock'", "'heldout ab lock'")
-            .replace(
-                "pass --allow-changed-plan to run anyway (the report will say so)",
-                "start a new experiment (a new name and salt) if it already served traffic",
-            ),
+        raise PlanChangedError(
+            changes or ["experiment content changed"],
+            str(loaded.lock_path),
+            what="the experiment",
+            fix="Re-lock with 'heldout ab lock' if the change is intended before it serves "
+            "traffic, or start a new experiment (a new name and salt) if it already did.",
         )
-        raise err
     return body

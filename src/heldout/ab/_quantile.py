@@ -21,6 +21,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 from scipy import sparse
+from scipy.stats import norm
 
 from heldout.ab._stats import Effect, Summary, sequential
 from heldout.stats import Interval
@@ -117,8 +118,6 @@ def quantile_effect(
     lo, hi = (float(x) for x in np.quantile(diff, [alpha / 2, 1 - alpha / 2]))
     fixed = Interval(est, min(lo, est), max(hi, est), conf, "unit-bootstrap")
     se = math.sqrt(var)
-    from scipy.stats import norm
-
     p = float(2 * norm.sf(abs(est) / se)) if se > 0 else (1.0 if est == 0 else 0.0)
     seq, p_seq = sequential(est, var, nc + nt, alpha=alpha, tuning=tuning)
     return Effect(
