@@ -139,6 +139,12 @@ def main() -> None:
             for _ in range(args.rounds):
                 d_all.append(asyncio.run(load(direct_url, rate, args.seconds, 5000)))
                 p_all.append(asyncio.run(load(proxy_url, rate, args.seconds, 5000)))
+            rounds = []  # each round's added p50 / p99: the spread says how far to trust one run
+            for d_r, p_r in zip(d_all, p_all, strict=True):
+                qd_r = np.nanquantile(d_r, [0.5, 0.99])
+                qp_r = np.nanquantile(p_r, [0.5, 0.99])
+                rounds.append(qp_r - qd_r)
+            added = np.array(rounds)
             d, p = np.concatenate(d_all), np.concatenate(p_all)
             failed = int(np.isnan(p).sum() + np.isnan(d).sum())
             d, p = d[~np.isnan(d)], p[~np.isnan(p)]
@@ -148,6 +154,12 @@ def main() -> None:
                 f"{qp[0]:.3f} ms p99 {qp[1]:.3f} ms | added p50 {qp[0] - qd[0]:+.3f} ms, p99 "
                 f"{qp[1] - qd[1]:+.3f} ms | ratio p50 {qp[0] / qd[0]:.2f}x | {len(p):,} "
                 f"through the proxy, {failed} failed"
+            )
+            print(
+                f"        added p50 by round: {' '.join(f'{x:+.3f}' for x in added[:, 0])} ms "
+                f"(median {np.median(added[:, 0]):+.3f}); p99 by round: "
+                f"{' '.join(f'{x:+.3f}' for x in added[:, 1])} ms (median "
+                f"{np.median(added[:, 1]):+.3f})"
             )
     finally:
         for proc in procs:

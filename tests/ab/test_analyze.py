@@ -70,9 +70,9 @@ def _store(folder: Path, req, out) -> None:
     store = EventStore(folder / "events.sqlite")
     cols = ("id", "ts", "unit", "arm", "stage", "upstream", "model", "status", "error",
             "latency_ms", "prompt_tokens", "completion_tokens", "cost", "stream", "prompt")  # fmt: skip
-    store.add_requests([tuple(r.get(c) for c in cols) for r in req]).result()
+    store.add_requests([tuple(r.get(c) for c in cols) for r in req])
     store.add_outcomes([(o["ts"], None, o["unit"], o["arm"], o["stage"], o["name"], o["value"])
-                        for o in out]).result()  # fmt: skip
+                        for o in out])  # fmt: skip
     store.set_split(req[0]["stage"], "start")
     store.close()
 

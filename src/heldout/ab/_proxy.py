@@ -26,6 +26,7 @@ import random
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -35,7 +36,7 @@ from heldout.ab._assign import Arm, assign
 from heldout.ab._plan import ArmSpec, LoadedExperiment
 from heldout.ab._store import EventStore
 
-__all__ = ["Proxy", "build_app"]
+__all__ = ["GroupCommit", "Proxy", "build_app"]
 
 _HOP = {
     "connection",
@@ -54,6 +55,43 @@ _POLL_S = 0.1
 _RECENT = 200_000
 
 
+class GroupCommit:
+    """Commits on the event loop, in groups: every row added during one loop iteration goes
+    into one transaction, run right after that iteration; each adder waits for it."""
+
+    def __init__(self, store: EventStore):
+        self.store = store
+        self._requests: list[tuple[Any, ...]] = []
+        self._outcomes: list[tuple[Any, ...]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+
+    async def add(
+        self, requests: Sequence[tuple[Any, ...]] = (), outcomes: Sequence[tuple[Any, ...]] = ()
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._waiters:
+            loop.call_soon(self._flush)
+        self._requests.extend(requests)
+        self._outcomes.extend(outcomes)
+        done: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(done)
+        await done
+
+    def _flush(self) -> None:
+        requests, outcomes, waiters = self._requests, self._outcomes, self._waiters
+        self._requests, self._outcomes, self._waiters = [], [], []
+        try:
+            self.store.commit(requests, outcomes)
+        except Exception as exc:  # disk full, a damaged file: every adder fails, nothing acked
+            for w in waiters:
+                if not w.done():
+                    w.set_exception(exc)
+            return
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+
 def _error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
     return web.json_response({"error": {"message": message, "type": kind}}, status=status)
 
@@ -65,6 +103,7 @@ class Proxy:
         self.loaded = loaded
         self.exp = loaded.experiment
         self.store = store
+        self.commits = GroupCommit(store)
         split = store.current_split()
         if split is None:
             split = store.set_split(self.exp.stages[0], "start", "first stage (proxy started)")
@@ -101,11 +140,10 @@ class Proxy:
         await asyncio.get_running_loop().run_in_executor(None, self.store.stop)
 
     async def _poll(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(_POLL_S)
-            try:
-                split = await loop.run_in_executor(None, self.store.current_split)
+            try:  # a read of the WAL store is never blocked by a writer: fine on the loop
+                split = self.store.current_split()
             except Exception:  # a busy or briefly locked store: try again next tick
                 continue
             if split is not None and split.ts != self.split_ts:
@@ -142,7 +180,7 @@ class Proxy:
             self._recent[rid] = (unit, arm, self.share)
             if len(self._recent) > _RECENT:
                 self._recent.popitem(last=False)
-        await asyncio.wrap_future(self.store.add_requests([row]))
+        await self.commits.add(requests=[row])
 
     async def route(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -324,7 +362,7 @@ class Proxy:
                 rows.append(got)
         if problems:
             return _error(400, "; ".join(str(p) for p in problems[:10]) + " (nothing was stored)")
-        await asyncio.wrap_future(self.store.add_outcomes(rows))
+        await self.commits.add(outcomes=rows)
         return web.json_response({"accepted": len(rows)})
 
     async def status(self, request: web.Request) -> web.Response:
