@@ -88,7 +88,12 @@ def _ts(cols: dict[str, str]) -> str:
     return 'TRY_CAST("ts" AS DOUBLE)'
 
 
-def _requests_view(con: Any, src: str, source: str, outcomes: list[str], share: float) -> None:
+def _requests_view(
+    con: Any, src: str, source: str, outcomes: list[str], share: float, *, scan: bool
+) -> None:
+    """``r``: the requests in the analysis' columns. ``scan``: the source is columnar (Parquet,
+    a DuckDB table, Arrow) and cheap to read again, so ``r`` is a view over it (each query
+    reads only its columns); a text file (CSV, JSON lines) is parsed once into a table."""
     cols = _columns(con, src)
     missing = [c for c in ("unit", "arm") if c not in cols]
     if missing:
@@ -110,8 +115,9 @@ def _requests_view(con: Any, src: str, source: str, outcomes: list[str], share: 
         err = "FALSE"
     rid = 'CAST("id" AS VARCHAR)' if "id" in cols else "NULL"
     wide = ", ".join(f'{_num(cols, n)} AS "o:{n}"' for n in outcomes if n in cols)
+    kind = "VIEW" if scan else "TABLE"
     con.execute(
-        f"CREATE TEMP TABLE r AS SELECT {rid} AS id, CAST(unit AS VARCHAR) AS unit, "
+        f"CREATE TEMP {kind} r AS SELECT {rid} AS id, CAST(unit AS VARCHAR) AS unit, "
         f"CAST(arm AS VARCHAR) AS arm, {_num(cols, 'stage', str(share))} AS stage, "
         f"{_ts(cols)} AS ts, {err} AS err, {_num(cols, 'latency_ms')} AS lat, "
         f"{_num(cols, 'cost')} AS cost, {_num(cols, 'completion_tokens')} AS tok"
@@ -185,7 +191,8 @@ def load_files(requests: str, outcomes: str | None, outcome_names: list[str], sh
     """A DuckDB connection holding ``r`` and ``o`` from exported files."""
     con = connect()
     _relation(con, requests, "src_r")
-    _requests_view(con, "src_r", requests, outcome_names, share)
+    scan = ".duckdb:" in requests or Path(requests).suffix.lower() == ".parquet"
+    _requests_view(con, "src_r", requests, outcome_names, share, scan=scan)
     if outcomes is not None:
         _relation(con, outcomes, "src_o")
         _outcomes_view(con, "src_o", outcomes)
@@ -212,7 +219,7 @@ def load_store(store: EventStore) -> Any:
     otypes = {"ts": pa.float64(), "stage": pa.float64(), "value": pa.float64()}
     out_t = pa.table({k: pa.array(v, type=otypes.get(k, pa.string())) for k, v in out.items()})
     con.register("src_r", req_t)
-    _requests_view(con, "src_r", str(store.path), [], 0.0)
+    _requests_view(con, "src_r", str(store.path), [], 0.0, scan=True)
     con.register("src_o", out_t)
     con.execute(
         "INSERT INTO o SELECT ts, request_id, unit, arm, stage, name, value FROM src_o "
