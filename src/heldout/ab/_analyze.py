@@ -197,8 +197,10 @@ def _fetch_arm(con: Any, stage: float, arm: str, t0: float, span: float, names: 
     units = int(con.execute("SELECT count(*) FROM ids WHERE arm = ?", [arm]).fetchall()[0][0])
     # the arm's requests as columns, reduced to (unit, look bucket) cells here: a bincount over
     # millions of rows is several times faster than DuckDB's GROUP BY plus fetching its result
-    res = con.sql(
-        "SELECT uid, ts, err, lat, cost, tok FROM ru WHERE arm = ?", params=[arm]
+    res = con.sql(  # with integer unit ids, joined straight into the fetch (no table between)
+        "SELECT i.uid, r.ts, r.err, r.lat, r.cost, r.tok FROM r JOIN ids i "
+        "ON r.unit = i.unit AND r.arm = i.arm WHERE r.stage = ? AND r.arm = ?",
+        params=[stage, arm],
     ).fetchnumpy()
     req_uid = np.asarray(res["uid"], dtype=np.int64)
     ts, has_ts = _column(res, "ts")
@@ -300,12 +302,6 @@ def _stage(
         "ORDER BY unit) - 1 AS BIGINT) AS uid FROM (SELECT DISTINCT arm, unit FROM "
         "(SELECT arm, unit FROM r WHERE stage = $1 UNION ALL SELECT arm, unit FROM o "
         "WHERE stage = $1))",
-        [share],
-    )
-    con.execute("DROP TABLE IF EXISTS ru")
-    con.execute(  # the stage's requests with integer unit ids: one string join, not four
-        "CREATE TEMP TABLE ru AS SELECT i.uid, r.arm, r.ts, r.err, r.lat, r.cost, r.tok FROM r "
-        "JOIN ids i ON r.unit = i.unit AND r.arm = i.arm WHERE r.stage = ?",
         [share],
     )
     counts = dict(con.execute("SELECT arm, count(*) FROM ids GROUP BY arm").fetchall())
