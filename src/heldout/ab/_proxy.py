@@ -8,7 +8,8 @@ JSON or server-sent events — is passed back byte for byte, with ``X-Heldout-Re
 latency, tokens, cost; no prompt text unless ``log_prompts`` samples it) is committed before
 the response ends. A failing upstream is answered 502 and counted against its arm; it is never
 retried on the other arm. Authorization is forwarded (or replaced by the arm's own key) and
-never stored.
+never stored. The upstream client is :mod:`heldout.ab._upstream` (keep-alive HTTP/1.1 parsed
+by httptools); bodies are requested uncompressed so ``usage`` can be read.
 
 Outcomes arrive at ``POST /v1/outcomes``: ``{"request_id" | "unit", "name", "value"}``, one or
 a list (``{"outcomes": [...]}``); acknowledged once committed. ``GET /ab/status`` tells the
@@ -29,12 +30,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from heldout.ab._assign import Arm, assign
 from heldout.ab._plan import ArmSpec, LoadedExperiment
 from heldout.ab._store import EventStore
+from heldout.ab._upstream import UpstreamClient, UpstreamError
 
 __all__ = ["GroupCommit", "Proxy", "build_app"]
 
@@ -109,13 +110,13 @@ class Proxy:
             split = store.set_split(self.exp.stages[0], "start", "first stage (proxy started)")
         self.share = split.share
         self.split_ts = split.ts
-        self._session: aiohttp.ClientSession | None = None
+        self._client: UpstreamClient | None = None
         self._recent: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
         self._rng = random.Random(seed)
         self._poller: asyncio.Task[None] | None = None
         self._timeouts = {
-            "control": aiohttp.ClientTimeout(total=self.exp.arms.control.timeout_s),
-            "treatment": aiohttp.ClientTimeout(total=self.exp.arms.treatment.timeout_s),
+            "control": self.exp.arms.control.timeout_s,
+            "treatment": self.exp.arms.treatment.timeout_s,
         }
         self._keys = {
             arm: (os.environ.get(spec.api_key_env, "") if spec.api_key_env else None)
@@ -127,16 +128,15 @@ class Proxy:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def on_startup(self, app: web.Application) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self._client = UpstreamClient()
         self.store.start()
         self._poller = asyncio.create_task(self._poll())
 
     async def on_cleanup(self, app: web.Application) -> None:
         if self._poller is not None:
             self._poller.cancel()
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            await self._client.close()
         await asyncio.get_running_loop().run_in_executor(None, self.store.stop)
 
     async def _poll(self) -> None:
@@ -210,7 +210,7 @@ class Proxy:
         if self.exp.log_prompts and self._rng.random() < self.exp.log_prompts:
             prompt = json.dumps(body.get("messages", body.get("prompt")), ensure_ascii=False)
         stream = bool(body.get("stream"))
-        assert self._session is not None
+        assert self._client is not None
         t0 = time.perf_counter()
         ts = time.time()
         extra = {"X-Heldout-Request-Id": rid, "X-Heldout-Arm": arm}
@@ -236,13 +236,14 @@ class Proxy:
             )
 
         try:
-            upstream = await self._session.post(
+            upstream = await self._client.request(
+                "POST",
                 url,
-                data=raw,
                 headers=self._headers(request, arm),
+                body=raw,
                 timeout=self._timeouts[arm],
             )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (UpstreamError, TimeoutError, OSError) as exc:
             reason = f"{type(exc).__name__}: {exc}"[:300]
             await self._log(row(502, reason, None), rid, unit, arm)
             failed = _error(502, f"upstream {arm} failed: {reason}", "upstream_error")
@@ -254,7 +255,7 @@ class Proxy:
             if not stream or upstream.status != 200:
                 try:
                     data = await upstream.read()
-                except (aiohttp.ClientError, TimeoutError) as exc:
+                except (UpstreamError, TimeoutError) as exc:
                     reason = f"{type(exc).__name__}: {exc}"[:300]
                     await self._log(row(502, reason, None), rid, unit, arm)
                     return _error(502, f"upstream {arm} failed: {reason}", "upstream_error")
@@ -273,7 +274,7 @@ class Proxy:
             usage, status, error = None, 200, None
             pending = b""
             try:
-                async for chunk in upstream.content.iter_any():
+                async for chunk in upstream.chunks():
                     await resp.write(chunk)
                     pending += chunk
                     if b"\n" in pending:
@@ -285,7 +286,7 @@ class Proxy:
                                     usage = got if isinstance(got, dict) else usage
                                 except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
                                     pass
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (UpstreamError, TimeoutError) as exc:
                 status, error = 502, f"stream broke: {type(exc).__name__}: {exc}"[:300]
             except (ConnectionResetError, asyncio.CancelledError):
                 await self._log(row(499, "client went away", usage), rid, unit, arm)
@@ -298,20 +299,26 @@ class Proxy:
 
     async def models(self, request: web.Request) -> web.StreamResponse:
         spec = self.exp.arms.control
-        assert self._session is not None
+        assert self._client is not None
         try:
-            async with self._session.get(
-                f"{spec.base_url.rstrip('/')}/models", headers=self._headers(request, "control")
-            ) as upstream:
+            upstream = await self._client.request(
+                "GET",
+                f"{spec.base_url.rstrip('/')}/models",
+                headers=self._headers(request, "control"),
+                timeout=spec.timeout_s,
+            )
+            try:
                 data = await upstream.read()
-                ctype = upstream.headers.get("Content-Type", "application/json")
-                return web.Response(
-                    body=data,
-                    status=upstream.status,
-                    content_type=None,
-                    headers={"Content-Type": ctype},
-                )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            finally:
+                upstream.release()
+            ctype = upstream.headers.get("Content-Type", "application/json")
+            return web.Response(
+                body=data,
+                status=upstream.status,
+                content_type=None,
+                headers={"Content-Type": ctype},
+            )
+        except (UpstreamError, TimeoutError, OSError) as exc:
             return _error(502, f"upstream control failed: {exc}", "upstream_error")
 
     # -- outcomes and status --------------------------------------------------------------
