@@ -83,6 +83,7 @@ def serve_cmd(
 ) -> None:
     """Run the routing proxy (OpenAI-compatible) in front of control and treatment."""
     import asyncio
+    import gc
 
     from aiohttp import web
 
@@ -104,6 +105,7 @@ def serve_cmd(
     async def main() -> None:
         runner = web.AppRunner(build_app(proxy), access_log=None)
         await runner.setup()
+        gc.freeze()  # start-up objects leave the collector's generations: shorter GC pauses
         try:
             await web.TCPSite(runner, host, port).start()
         except OSError as exc:
