@@ -358,3 +358,21 @@ def test_https_upstreams_are_verified(tmp_path: Path) -> None:
             await server.wait_closed()
 
     asyncio.run(go())
+
+
+def test_a_request_cancelled_while_waiting_closes_its_connection(raw: RawServer) -> None:
+    async def go() -> None:
+        client = UpstreamClient()
+        try:
+            task = asyncio.create_task(_post(client, raw.url, "silent", timeout=30))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not client._busy  # nothing left holding a connection
+            assert await _post(client, raw.url, "ok") == (200, COMPLETION)
+        finally:
+            await client.close()
+
+    asyncio.run(go())
+    assert raw.connections == 2  # the cancelled one was not handed to the next request

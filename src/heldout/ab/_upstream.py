@@ -359,6 +359,9 @@ class UpstreamClient:
                 if attempt == 0 and reused and not reply._got_bytes:
                     continue  # a kept-alive connection died under us: once more, fresh
                 raise
+            except BaseException:  # cancelled (shutdown, a caller's timeout): never reused
+                conn.close()
+                raise
             return reply
         raise AssertionError("unreachable")
 
