@@ -19,6 +19,7 @@ handled by the same parser Node.js and uvicorn use.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class _Target:
     authority: str  # the Host header
 
 
+@functools.lru_cache(maxsize=1024)  # a few upstreams, a few paths: parse each URL once
 def _target(url: str) -> _Target:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
