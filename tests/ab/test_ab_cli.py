@@ -5,6 +5,7 @@ and the simulated demo."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from heldout.ab import assign, bucket
 
 from ..cli.test_cli_contract import cli
-from ._helpers import write_exp
+from ._helpers import ProxyThread, write_exp
 from .test_analyze import _events, _exp, _store
 
 pytest.importorskip("duckdb")
@@ -66,6 +67,17 @@ def test_lock_serve_refuses_changes_and_assign_prints_arms(tmp_path: Path) -> No
         line = next(x for x in r.stdout.splitlines() if f" {u} " in x)
         assert str(bucket(u, "salt-2")) in line
         assert assign(u, "salt-2", 0.5) in line
+
+
+def test_a_second_proxy_on_the_same_store_is_refused_with_the_holder_named(
+    tmp_path: Path,
+) -> None:
+    path = write_exp(tmp_path, "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1")
+    with ProxyThread(path):  # the first proxy holds the store's journal
+        r = cli("ab", "serve", "--port", "1", cwd=tmp_path)
+    assert r.returncode == 2
+    assert f"another heldout ab serve (pid {os.getpid()}) is writing to" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_analyze_exit_codes_reports_and_apply(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from heldout.ab import assign
+from heldout.ab._store import EventStore
 from heldout.testing import FakeOpenAIServer, ServerScript
 
 from ._helpers import ProxyThread, chat, post, write_exp
@@ -268,12 +269,17 @@ def test_ramp_and_rollback_change_the_live_split_without_a_restart(tmp_path: Pat
     assert splits[2][2] == "latency page"
 
 
-def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:
+@pytest.mark.parametrize("locked", [False, True], ids=["store-free", "store-locked"])
+def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, locked: bool) -> None:
+    """Requests and outcomes acknowledged before a kill -9 are in the store once it is opened
+    again; with another writer holding the SQLite store the whole time (``locked``) they were
+    only in the journal when the proxy died."""
     with FakeOpenAIServer(ServerScript(delay_s=0.002)) as up:
         write_exp(tmp_path, up.base_url, up.base_url)
         port = _closed_port()
         proc = subprocess.Popen([sys.executable, "-m", "heldout", "ab", "serve", "--port", str(port)],
                                 cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        blocker = sqlite3.connect(tmp_path / "events.sqlite", isolation_level=None, timeout=30)
         try:
             deadline = time.time() + 30
             while time.time() < deadline:
@@ -282,21 +288,30 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:
                     break
                 except OSError:
                     time.sleep(0.1)
+            if locked:
+                blocker.execute("BEGIN IMMEDIATE")
             acked: list[str] = []
+            acked_outcomes: list[str] = []
+            base = f"http://127.0.0.1:{port}/v1"
 
             def one(i: int) -> None:
                 try:
-                    status, h, _ = post(f"http://127.0.0.1:{port}/v1/chat/completions",
-                                        chat(f"q{i}", user=f"u{i}"))  # fmt: skip
+                    status, h, _ = post(f"{base}/chat/completions", chat(f"q{i}", user=f"u{i}"))
+                    if status != 200:
+                        return
+                    acked.append(h["X-Heldout-Request-Id"])
+                    rid = h["X-Heldout-Request-Id"]
+                    got, _, _ = post(f"{base}/outcomes", {"request_id": rid, "name": "resolved",
+                                                          "value": i % 2})  # fmt: skip
                 except OSError:
                     return
-                if status == 200:
-                    acked.append(h["X-Heldout-Request-Id"])
+                if got == 200:
+                    acked_outcomes.append(rid)
 
             with ThreadPoolExecutor(16) as pool:
                 futures = [pool.submit(one, i) for i in range(3000)]
                 deadline = time.time() + 60
-                while len(acked) < 200 and time.time() < deadline and proc.poll() is None:
+                while len(acked_outcomes) < 200 and time.time() < deadline and proc.poll() is None:
                     time.sleep(0.01)
                 os.kill(proc.pid, signal.SIGKILL)
                 for f in futures:
@@ -304,7 +319,17 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:
         finally:
             proc.kill()
             proc.wait()
-    stored = {r["id"] for r in _rows(tmp_path / "events.sqlite")}
-    assert len(acked) >= 200
+            if blocker.in_transaction:
+                assert _rows(tmp_path / "events.sqlite") == []  # nothing reached the tables
+                blocker.execute("ROLLBACK")
+            blocker.close()
+    store = EventStore(tmp_path / "events.sqlite")  # what any later reader does: replays
+    stored = set(store.table("requests", ["id"])["id"])
+    outcomes = store.table("outcomes", ["request_id"])["request_id"]
+    assert len(acked_outcomes) >= 200
     assert len(acked) < 3000  # it really died mid-way
     assert set(acked) <= stored
+    assert set(acked_outcomes) <= set(outcomes)
+    assert len(outcomes) == len(set(outcomes))  # and exactly once
+    if locked:
+        assert store.replayed >= len(acked) + len(acked_outcomes)

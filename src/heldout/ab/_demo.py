@@ -174,7 +174,7 @@ async def _run(
     ups = [await _upstream("base", ports[0], rng), await _upstream("lora", ports[1], rng)]
     path = write_experiment(folder, ports[0], ports[1])
     store_file = folder / "events.sqlite"
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".heldout-journal"):
         Path(f"{store_file}{suffix}").unlink(missing_ok=True)
     loaded = load_experiment(path)
     write_ab_lock(loaded)

@@ -5,14 +5,15 @@ field; its arm from :func:`heldout.ab.assign` at the live treatment share. The r
 that arm's upstream (its ``model`` written in when the experiment names one); the response —
 JSON or server-sent events — is passed back byte for byte, with ``X-Heldout-Request-Id`` and
 ``X-Heldout-Arm`` headers added. One event per request (time, unit, arm, upstream, status,
-latency, tokens, cost; no prompt text unless ``log_prompts`` samples it) is committed before
-the response ends. A failing upstream is answered 502 and counted against its arm; it is never
-retried on the other arm. Authorization is forwarded (or replaced by the arm's own key) and
-never stored. The upstream client is :mod:`heldout.ab._upstream` (keep-alive HTTP/1.1 parsed
-by httptools); bodies are requested uncompressed so ``usage`` can be read.
+latency, tokens, cost; no prompt text unless ``log_prompts`` samples it) is in the store's
+journal before the response ends, and committed to its tables right after (see
+:mod:`heldout.ab._journal`). A failing upstream is answered 502 and counted against its arm;
+it is never retried on the other arm. Authorization is forwarded (or replaced by the arm's own
+key) and never stored. The upstream client is :mod:`heldout.ab._upstream` (keep-alive
+HTTP/1.1 parsed by httptools); bodies are requested uncompressed so ``usage`` can be read.
 
 Outcomes arrive at ``POST /v1/outcomes``: ``{"request_id" | "unit", "name", "value"}``, one or
-a list (``{"outcomes": [...]}``); acknowledged once committed. ``GET /ab/status`` tells the
+a list (``{"outcomes": [...]}``); acknowledged once journaled. ``GET /ab/status`` tells the
 live split. The split is re-read from the store every 100 ms: ``heldout ab ramp`` and
 ``heldout ab rollback`` need no restart.
 """
@@ -24,6 +25,7 @@ import json
 import math
 import os
 import random
+import sqlite3
 import time
 import uuid
 from collections import OrderedDict
@@ -37,7 +39,7 @@ from heldout.ab._plan import ArmSpec, LoadedExperiment
 from heldout.ab._store import EventStore
 from heldout.ab._upstream import UpstreamClient, UpstreamError
 
-__all__ = ["GroupCommit", "Proxy", "build_app"]
+__all__ = ["Proxy", "build_app"]
 
 _HOP = {
     "connection",
@@ -53,44 +55,8 @@ _HOP = {
 }
 _KEEP_RESPONSE = {"content-type", "cache-control", "x-request-id", "openai-processing-ms"}
 _POLL_S = 0.1
+_RETRY_S = 0.5
 _RECENT = 200_000
-
-
-class GroupCommit:
-    """Commits on the event loop, in groups: every row added during one loop iteration goes
-    into one transaction, run right after that iteration; each adder waits for it."""
-
-    def __init__(self, store: EventStore):
-        self.store = store
-        self._requests: list[tuple[Any, ...]] = []
-        self._outcomes: list[tuple[Any, ...]] = []
-        self._waiters: list[asyncio.Future[None]] = []
-
-    async def add(
-        self, requests: Sequence[tuple[Any, ...]] = (), outcomes: Sequence[tuple[Any, ...]] = ()
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        if not self._waiters:
-            loop.call_soon(self._flush)
-        self._requests.extend(requests)
-        self._outcomes.extend(outcomes)
-        done: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(done)
-        await done
-
-    def _flush(self) -> None:
-        requests, outcomes, waiters = self._requests, self._outcomes, self._waiters
-        self._requests, self._outcomes, self._waiters = [], [], []
-        try:
-            self.store.commit(requests, outcomes)
-        except Exception as exc:  # disk full, a damaged file: every adder fails, nothing acked
-            for w in waiters:
-                if not w.done():
-                    w.set_exception(exc)
-            return
-        for w in waiters:
-            if not w.done():
-                w.set_result(None)
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
@@ -104,10 +70,11 @@ class Proxy:
         self.loaded = loaded
         self.exp = loaded.experiment
         self.store = store
-        self.commits = GroupCommit(store)
         split = store.current_split()
         if split is None:
             split = store.set_split(self.exp.stages[0], "start", "first stage (proxy started)")
+        self.journal = store.open_journal()
+        self._flush_due = False
         self.share = split.share
         self.split_ts = split.ts
         self._client: UpstreamClient | None = None
@@ -138,6 +105,7 @@ class Proxy:
         if self._client is not None:
             await self._client.close()
         await asyncio.get_running_loop().run_in_executor(None, self.store.stop)
+        self.store.close_journal()
 
     async def _poll(self) -> None:
         while True:
@@ -175,12 +143,31 @@ class Proxy:
             return None, None, None
         return pt, ct, (pt * spec.price.prompt + ct * spec.price.completion) / 1e6
 
-    async def _log(self, row: tuple[Any, ...], rid: str, unit: str | None, arm: Arm) -> None:
+    def _record(
+        self, requests: Sequence[tuple[Any, ...]] = (), outcomes: Sequence[tuple[Any, ...]] = ()
+    ) -> None:
+        """Journal the rows (they survive a crash once this returns) and commit them to the
+        tables in the next loop iteration: after the response is sent, with every other event
+        of this iteration."""
+        self.journal.append(requests, outcomes)
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        try:
+            self.journal.flush()
+        except (sqlite3.Error, OSError):  # a locked or full disk: the rows wait in the journal
+            self._flush_due = True
+            asyncio.get_running_loop().call_later(_RETRY_S, self._flush)
+
+    def _log(self, row: tuple[Any, ...], rid: str, unit: str | None, arm: Arm) -> None:
         if unit is not None:
             self._recent[rid] = (unit, arm, self.share)
             if len(self._recent) > _RECENT:
                 self._recent.popitem(last=False)
-        await self.commits.add(requests=[row])
+        self._record(requests=[row])
 
     async def route(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -245,7 +232,7 @@ class Proxy:
             )
         except (UpstreamError, TimeoutError, OSError) as exc:
             reason = f"{type(exc).__name__}: {exc}"[:300]
-            await self._log(row(502, reason, None), rid, unit, arm)
+            self._log(row(502, reason, None), rid, unit, arm)
             failed = _error(502, f"upstream {arm} failed: {reason}", "upstream_error")
             failed.headers.update(extra)
             return failed
@@ -257,7 +244,7 @@ class Proxy:
                     data = await upstream.read()
                 except (UpstreamError, TimeoutError) as exc:
                     reason = f"{type(exc).__name__}: {exc}"[:300]
-                    await self._log(row(502, reason, None), rid, unit, arm)
+                    self._log(row(502, reason, None), rid, unit, arm)
                     return _error(502, f"upstream {arm} failed: {reason}", "upstream_error")
                 usage = None
                 error = None if upstream.status < 400 else data[:300].decode("utf-8", "replace")
@@ -267,7 +254,7 @@ class Proxy:
                         usage = parsed.get("usage") if isinstance(parsed, dict) else None
                     except (json.JSONDecodeError, UnicodeDecodeError):
                         error = "upstream sent a body that is not JSON"
-                await self._log(row(upstream.status, error, usage), rid, unit, arm)
+                self._log(row(upstream.status, error, usage), rid, unit, arm)
                 return web.Response(body=data, status=upstream.status, headers=headers)
             resp = web.StreamResponse(status=200, headers=headers)
             await resp.prepare(request)
@@ -289,9 +276,9 @@ class Proxy:
             except (UpstreamError, TimeoutError) as exc:
                 status, error = 502, f"stream broke: {type(exc).__name__}: {exc}"[:300]
             except (ConnectionResetError, asyncio.CancelledError):
-                await self._log(row(499, "client went away", usage), rid, unit, arm)
+                self._log(row(499, "client went away", usage), rid, unit, arm)
                 raise
-            await self._log(row(status, error, usage), rid, unit, arm)
+            self._log(row(status, error, usage), rid, unit, arm)
             await resp.write_eof()
             return resp
         finally:
@@ -369,7 +356,7 @@ class Proxy:
                 rows.append(got)
         if problems:
             return _error(400, "; ".join(str(p) for p in problems[:10]) + " (nothing was stored)")
-        await self.commits.add(outcomes=rows)
+        self._record(outcomes=rows)
         return web.json_response({"accepted": len(rows)})
 
     async def status(self, request: web.Request) -> web.Response:

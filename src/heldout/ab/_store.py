@@ -1,12 +1,13 @@
 """The A/B event store: one SQLite file (WAL) with requests, outcomes, splits and decisions.
 
-:meth:`EventStore.commit` writes rows in one transaction on the caller's thread. The proxy
-groups its commits on its event loop (every event finished in one loop iteration goes into one
-transaction, see ``_proxy.GroupCommit``) and answers a request (``/v1/outcomes`` acknowledges
-an outcome) only after the commit that holds it, so a ``kill -9`` of the proxy loses no
-acknowledged event (WAL with ``synchronous=NORMAL``: a committed transaction survives the
-process; a power cut may lose the last ones, as it would a database's). WAL checkpoints run in
-a background thread (:meth:`EventStore.start`) so no commit waits on one.
+:meth:`EventStore.commit` writes rows in one transaction on the caller's thread. The proxy does
+not wait for it: it appends each event to the store's journal (:mod:`heldout.ab._journal`)
+before answering, and commits the journal's lines in groups right after the response, so a
+``kill -9`` of the proxy loses no acknowledged event (the journal line, like a WAL commit with
+``synchronous=NORMAL``, survives the process; a power cut may lose the last ones, as it would
+a database's). Opening a store replays what a crashed proxy's journal holds; reading one
+through the proxy's own store object commits the journal first. WAL checkpoints run in a
+background thread (:meth:`EventStore.start`) so no commit waits on one.
 
 Splits (``ab ramp``, ``ab rollback``) are rows with a timestamp: the history of the live
 treatment share, read by the proxy every 100 ms, so a ramp or rollback needs no restart.
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from heldout.ab._journal import MARK_KEY, Journal, recover
 from heldout.errors import HeldoutError
 
 __all__ = ["REQUEST_COLUMNS", "EventStore", "Split"]
@@ -45,6 +47,7 @@ _SCHEMA = (
 _INSERT_REQUEST = f"INSERT OR REPLACE INTO requests VALUES ({','.join('?' * len(REQUEST_COLUMNS))})"
 _INSERT_OUTCOME = f"INSERT INTO outcomes VALUES ({','.join('?' * len(OUTCOME_COLUMNS))})"
 _CHECKPOINT_S = 0.5
+_OWNER_BUSY_MS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,28 @@ class EventStore:
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.journal: Journal | None = None
+        self.replayed = recover(self)
+
+    def open_journal(self) -> Journal:
+        """Become the store's one writer (the proxy): events are appended to the journal
+        before they are acknowledged and committed after; see :mod:`heldout.ab._journal`."""
+        if self.journal is None:
+            self.journal = Journal(self)
+            with self._lock:  # a commit that finds the store locked waits 10 ms, not 30 s,
+                self._db.execute(f"PRAGMA busy_timeout={_OWNER_BUSY_MS}")  # and tries later
+        return self.journal
+
+    def close_journal(self) -> None:
+        """Commit what the journal holds and give it up."""
+        if self.journal is not None:
+            journal, self.journal = self.journal, None
+            journal.close()
+
+    def _sync(self) -> None:
+        """Before a read: commit the journal's acknowledged events (the proxy's own store)."""
+        if self.journal is not None:
+            self.journal.flush()
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -121,21 +146,22 @@ class EventStore:
         self,
         requests: Sequence[Sequence[Any]] = (),
         outcomes: Sequence[Sequence[Any]] = (),
+        *,
+        mark: str | None = None,
     ) -> None:
         """Write request rows (:data:`REQUEST_COLUMNS` order) and outcome rows
         (:data:`OUTCOME_COLUMNS` order) in one transaction; durable against a crash of this
-        process once it returns (WAL, ``synchronous=NORMAL``)."""
+        process once it returns (WAL, ``synchronous=NORMAL``). ``mark``: the journal position
+        these rows take the store to, written in the same transaction."""
         with self._lock:
-            if len(requests) + len(outcomes) == 1:  # one row: its own implicit transaction
-                sql = _INSERT_REQUEST if requests else _INSERT_OUTCOME
-                self._db.execute(sql, requests[0] if requests else outcomes[0])
-                return
             self._db.execute("BEGIN")
             try:
                 if requests:
                     self._db.executemany(_INSERT_REQUEST, requests)
                 if outcomes:
                     self._db.executemany(_INSERT_OUTCOME, outcomes)
+                if mark is not None:
+                    self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (MARK_KEY, mark))
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -198,6 +224,7 @@ class EventStore:
 
     def request_arm(self, request_id: str) -> tuple[str, str, float] | None:
         """(unit, arm, stage) of a logged request."""
+        self._sync()
         with self._lock:
             row = self._db.execute(
                 "SELECT unit, arm, stage FROM requests WHERE id = ?", (request_id,)
@@ -206,12 +233,14 @@ class EventStore:
 
     def table(self, name: str, columns: Iterable[str]) -> dict[str, list[Any]]:
         """A table's columns as lists (for the analysis)."""
+        self._sync()
         cols = list(columns)
         with self._lock:
             rows = self._db.execute(f"SELECT {', '.join(cols)} FROM {name}").fetchall()
         return {c: [r[i] for r in rows] for i, c in enumerate(cols)}
 
     def counts(self) -> dict[str, int]:
+        self._sync()
         with self._lock:
             return {
                 t: int(self._db.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
@@ -219,6 +248,7 @@ class EventStore:
             }
 
     def close(self) -> None:
+        self.close_journal()
         self.stop()
         with self._lock:
             self._db.close()

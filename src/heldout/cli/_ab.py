@@ -94,7 +94,7 @@ def serve_cmd(
     loaded = _load(experiment)
     guard(lambda: check_ab_lock(loaded))
     store = guard(lambda: EventStore(loaded.store_path))
-    proxy = Proxy(loaded, store)
+    proxy = guard(lambda: Proxy(loaded, store))
     exp = loaded.experiment
     out.print(
         f"heldout ab proxy for {exp.name} on http://{host}:{port}/v1 (treatment share "
