@@ -195,6 +195,7 @@ async def _run(
             units = [f"user-{i:06d}" for i in range(next_unit, next_unit + n)]
             next_unit += n
             result.requests += await _traffic(ports[2], units, rng, rates)
+            proxy.journal.flush()  # the analysis reads the tables from its own store
 
             def work() -> Analysis:
                 return analyze_experiment(path, source="simulation (heldout ab demo)", seed=seed)

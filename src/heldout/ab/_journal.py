@@ -2,8 +2,8 @@
 
 The proxy answers a request once its event is *appended* to ``<store>.heldout-journal`` (one
 ``write(2)`` of one JSON line), not once a SQLite transaction commits: the commit (~0.1 ms, the
-largest part of the proxy's own work) runs right after the response is sent, grouping every
-event of one loop iteration. A ``kill -9`` between the two loses nothing: the line is in the
+largest part of the proxy's own work) runs after the response is sent, one transaction for the
+events of up to 50 ms. A ``kill -9`` between the two loses nothing: the line is in the
 operating system's page cache, as a WAL commit with ``synchronous=NORMAL`` would be, and the
 next opener of the store replays it.
 
@@ -16,8 +16,7 @@ given a new id when it is fully committed and past 64 MiB, and whenever an owner
 One writer: the proxy holds an exclusive ``flock`` on the journal for its lifetime (the
 operating system drops it even after ``kill -9``), so a second ``heldout ab serve`` on the same
 store is refused, and another process opening the store (``heldout ab analyze``) replays the
-journal only when no live proxy holds it — a live one commits its own lines within a loop
-iteration of each response.
+journal only when no live proxy holds it — a live one commits its own lines within 50 ms.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 :meth:`EventStore.commit` writes rows in one transaction on the caller's thread. The proxy does
 not wait for it: it appends each event to the store's journal (:mod:`heldout.ab._journal`)
-before answering, and commits the journal's lines in groups right after the response, so a
+before answering, and commits the journal's lines in groups (≤ 50 ms) after the response, so a
 ``kill -9`` of the proxy loses no acknowledged event (the journal line, like a WAL commit with
 ``synchronous=NORMAL``, survives the process; a power cut may lose the last ones, as it would
 a database's). Opening a store replays what a crashed proxy's journal holds; reading one

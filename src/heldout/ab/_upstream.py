@@ -79,6 +79,12 @@ class Reply:
         self._error: BaseException | None = None
         self._got_bytes = False
         self._wake: asyncio.Future[None] | None = None
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        if not self._done:
+            self._fail(TimeoutError("the upstream did not answer in time"))
+            self._conn.close()
 
     # -- fed by the connection ------------------------------------------------------------
     def _notify(self) -> None:
@@ -97,22 +103,20 @@ class Reply:
 
     def _finish(self) -> None:
         self._done = True
+        self._timer.cancel()
         self._notify()
 
     def _fail(self, error: BaseException) -> None:
         if not self._done:
             self._done, self._error = True, error
+            self._timer.cancel()
             self._notify()
 
     # -- read by the proxy ----------------------------------------------------------------
     async def _wait(self) -> None:
         self._wake = asyncio.get_running_loop().create_future()
         try:
-            async with asyncio.timeout_at(self._deadline):
-                await self._wake
-        except TimeoutError:
-            self._conn.close()
-            raise TimeoutError("the upstream did not answer in time") from None
+            await self._wake
         finally:
             self._wake = None
 
@@ -149,6 +153,7 @@ class Reply:
             await self._wait()
 
     def release(self) -> None:
+        self._timer.cancel()
         self._conn.release(self)
 
 
@@ -293,14 +298,17 @@ class UpstreamClient:
         if idle and conn in idle:
             idle.remove(conn)
 
-    async def _connect(self, target: _Target) -> _Connection:
-        key = (target.host, target.port, target.tls)
-        idle = self._idle.get(key)
+    def _idle_connection(self, target: _Target) -> _Connection | None:
+        idle = self._idle.get((target.host, target.port, target.tls))
         while idle:
             conn = idle.pop()
             if conn.usable:
                 self._busy.add(conn)
                 return conn
+        return None
+
+    async def _connect(self, target: _Target) -> _Connection:
+        key = (target.host, target.port, target.tls)
         loop = asyncio.get_running_loop()
         if target.tls and self._tls is None:
             self._tls = ssl.create_default_context()
@@ -338,11 +346,13 @@ class UpstreamClient:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
         deadline = asyncio.get_running_loop().time() + timeout
         for attempt in (0, 1):
-            try:
-                async with asyncio.timeout_at(deadline):
-                    conn = await self._connect(target)
-            except TimeoutError:
-                raise TimeoutError("the upstream did not accept a connection in time") from None
+            conn = self._idle_connection(target)
+            if conn is None:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        conn = await self._connect(target)
+                except TimeoutError:
+                    raise TimeoutError("the upstream did not accept a connection in time") from None
             reused = conn.used
             conn.used = True
             reply = Reply(conn, deadline)
