@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from heldout.ab import _journal
-from heldout.ab._journal import journal_path
+from heldout.ab._journal import Journal, journal_path
 from heldout.ab._store import EventStore
 from heldout.errors import HeldoutError
 
@@ -35,15 +38,27 @@ def _crash(store: EventStore) -> None:
     store.journal = None
 
 
+@dataclass
+class Owned:
+    path: Path
+    store: EventStore
+    journal: Journal
+
+
+@pytest.fixture
+def owned(tmp_path: Path) -> Owned:
+    """A store with its journal open, as the proxy holds it."""
+    store = EventStore(tmp_path / "events.sqlite")
+    return Owned(store.path, store, store.open_journal())
+
+
 def _table(path: Path, name: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(path) as db:
         return db.execute(f"SELECT * FROM {name} ORDER BY rowid").fetchall()
 
 
-def test_a_crash_before_the_commit_loses_nothing_and_replays_exactly_once(tmp_path: Path) -> None:
-    path = tmp_path / "events.sqlite"
-    store = EventStore(path)
-    journal = store.open_journal()
+def test_a_crash_before_the_commit_loses_nothing_and_replays_exactly_once(owned: Owned) -> None:
+    path, store, journal = owned.path, owned.store, owned.journal
     rows = [_request(i, HOSTILE) for i in range(50)]
     for i, row in enumerate(rows):
         journal.append(requests=[row], outcomes=[_outcome(i)])
@@ -107,12 +122,10 @@ def test_a_live_journal_is_not_replayed_by_another_opener_and_a_second_writer_re
 
 
 def test_a_fully_committed_journal_is_emptied_past_its_size_limit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    owned: Owned, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_journal, "_ROTATE_BYTES", 2000)
-    path = tmp_path / "events.sqlite"
-    store = EventStore(path)
-    journal = store.open_journal()
+    path, store, journal = owned.path, owned.store, owned.journal
     sizes = []
     for i in range(40):
         journal.append(requests=[_request(i)], outcomes=[_outcome(i)])
@@ -127,10 +140,8 @@ def test_a_fully_committed_journal_is_emptied_past_its_size_limit(
     assert len(_table(path, "outcomes")) == 40
 
 
-def test_a_locked_store_keeps_the_rows_in_the_journal_until_it_can_commit(tmp_path: Path) -> None:
-    path = tmp_path / "events.sqlite"
-    store = EventStore(path)
-    journal = store.open_journal()
+def test_a_locked_store_keeps_the_rows_in_the_journal_until_it_can_commit(owned: Owned) -> None:
+    path, journal = owned.path, owned.journal
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the store
     journal.append(requests=[_request(1)])
@@ -144,11 +155,9 @@ def test_a_locked_store_keeps_the_rows_in_the_journal_until_it_can_commit(tmp_pa
 
 
 def test_a_short_write_is_cut_back_and_not_acknowledged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    owned: Owned, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "events.sqlite"
-    store = EventStore(path)
-    journal = store.open_journal()
+    path, store, journal = owned.path, owned.store, owned.journal
     journal.append(requests=[_request(1)])
     size = journal_path(path).stat().st_size
     real = os.write
@@ -165,3 +174,33 @@ def test_a_short_write_is_cut_back_and_not_acknowledged(
     _crash(store)
     EventStore(path)
     assert [r[0] for r in _table(path, "requests")] == ["r1", "r3"]
+
+
+def test_an_append_does_not_wait_for_another_threads_commit(
+    owned: Owned, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, store, journal = owned.path, owned.store, owned.journal
+    real, entered, release = store.commit, threading.Event(), threading.Event()
+
+    def slow(*args: Any, **kwargs: Any) -> None:  # a reader's flush stuck on a busy disk
+        entered.set()
+        release.wait(10)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "commit", slow)
+    journal.append(requests=[_request(1)])
+    reader = threading.Thread(target=journal.flush)
+    reader.start()
+    assert entered.wait(10)
+    started = time.perf_counter()
+    journal.append(requests=[_request(2)], outcomes=[_outcome(2)])  # the loop's next event
+    assert time.perf_counter() - started < 1.0
+    assert journal.flush(wait=False) is False  # the loop does not queue behind it either
+    release.set()
+    reader.join(10)
+    monkeypatch.setattr(store, "commit", real)
+    assert journal.pending == 2
+    assert journal.flush(wait=False) is True
+    assert [r[0] for r in _table(path, "requests")] == ["r1", "r2"]
+    _crash(store)
+    assert EventStore(path).replayed == 0  # the marks reached the store in order

@@ -155,7 +155,8 @@ class Journal:
         except BaseException:
             os.close(self._fd)
             raise
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the file's end and the rows not yet committed
+        self._commit_lock = threading.Lock()
         self._requests: list[tuple[Any, ...]] = []
         self._outcomes: list[tuple[Any, ...]] = []
 
@@ -188,22 +189,41 @@ class Journal:
             self._requests.extend(requests)
             self._outcomes.extend(outcomes)
 
-    def flush(self) -> None:
-        """Commit the appended rows with the journal's mark, in one transaction."""
-        with self._lock:
-            if not self._requests and not self._outcomes:
-                return
-            self.store.commit(self._requests, self._outcomes, mark=f"{self._id} {self._size}")
-            self._requests, self._outcomes = [], []
-            if self._size > _ROTATE_BYTES:
-                self._restart()
+    def flush(self, *, wait: bool = True) -> bool:
+        """Commit the appended rows with the journal's mark, in one transaction; False when
+        ``wait`` is off and another thread's flush is running (it may not take these rows).
+
+        Flushes run one at a time (their marks must reach the store in order), but an
+        :meth:`append` waits only for the hand-over of the rows, never for the commit.
+        """
+        if not self._commit_lock.acquire(blocking=wait):
+            return False
+        try:
+            with self._lock:
+                if not self._requests and not self._outcomes:
+                    return True
+                requests, outcomes, size = self._requests, self._outcomes, self._size
+                self._requests, self._outcomes = [], []
+            try:
+                self.store.commit(requests, outcomes, mark=f"{self._id} {size}")
+            except BaseException:  # the rows go back, ahead of any appended meanwhile
+                with self._lock:
+                    self._requests[:0] = requests
+                    self._outcomes[:0] = outcomes
+                raise
+            with self._lock:
+                if self._size > _ROTATE_BYTES and not self._requests and not self._outcomes:
+                    self._restart()
+            return True
+        finally:
+            self._commit_lock.release()
 
     def close(self) -> None:
         if self._fd < 0:
             return
         try:
             self.flush()
-            with self._lock:
+            with self._commit_lock, self._lock:
                 self._restart()
         except sqlite3.Error:  # the store is locked or broken: the rows wait in the journal
             pass  # for the next opener to replay

@@ -158,10 +158,13 @@ class Proxy:
     def _flush(self) -> None:
         self._flush_due = False
         try:
-            self.journal.flush()
+            if self.journal.flush(wait=False):  # a reader thread's flush: take the next turn
+                return
+            delay = _FLUSH_S
         except (sqlite3.Error, OSError):  # a locked or full disk: the rows wait in the journal
-            self._flush_due = True
-            asyncio.get_running_loop().call_later(_RETRY_S, self._flush)
+            delay = _RETRY_S
+        self._flush_due = True
+        asyncio.get_running_loop().call_later(delay, self._flush)
 
     def _log(self, row: tuple[Any, ...], rid: str, unit: str | None, arm: Arm) -> None:
         if unit is not None:

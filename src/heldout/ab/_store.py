@@ -110,10 +110,11 @@ class EventStore:
     def start(self) -> None:
         """Hand WAL checkpoints to a background thread, so a commit never waits on one.
 
-        The proxy commits on its event loop (a one-row transaction costs ~35 µs; a hand-off to
-        a writer thread and back cost ~165 µs and contended the GIL). What could stall such a
-        commit is SQLite's automatic checkpoint (copying the WAL into the database, with an
-        fsync): with ``start()`` it runs here, ``PASSIVE``, every 0.5 s, beside the writer.
+        The proxy commits its journal's lines on its event loop, after the responses they
+        belong to (one transaction per ≤ 50 ms; a hand-off to a writer thread and back cost
+        ~165 µs and contended the GIL). What could stall such a commit, and the requests that
+        arrive meanwhile, is SQLite's automatic checkpoint (copying the WAL into the database,
+        with an fsync): with ``start()`` it runs here, ``PASSIVE``, every 0.5 s.
         """
         if self._thread is None:
             with self._lock:
