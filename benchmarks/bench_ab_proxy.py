@@ -7,6 +7,10 @@ a fixed rate — each at its scheduled time, whether or not earlier ones have re
 upstream directly and through the proxy, interleaved in rounds, and compares the latency
 distributions measured side by side.
 
+When ``haproxy`` is installed (``apt-get install haproxy``) the same rounds also go through it,
+an HTTP reverse proxy in C with kept-alive upstream connections and no logging: what one
+extra hop costs on this machine, the floor under any proxy's figure.
+
     .venv/bin/python benchmarks/bench_ab_proxy.py [--seconds 10] [--rates 200 1000]
 
 Goal (issue #20) at 200 requests/s: p50 ≤ 1 ms and p99 ≤ 5 ms added.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -26,6 +31,22 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+HAPROXY = """global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+    http-reuse always
+frontend bench
+    bind 127.0.0.1:{port}
+    default_backend upstream
+backend upstream
+    server up 127.0.0.1:{up}
+"""
 
 BODY = json.dumps(
     {
@@ -125,20 +146,30 @@ def main() -> None:
             [heldout, "ab", "serve", "--port", str(px)], cwd=folder, stdout=subprocess.DEVNULL
         ),
     ]
+    haproxy = shutil.which("haproxy")
+    hp = free_port()
+    if haproxy:
+        (folder / "haproxy.cfg").write_text(HAPROXY.format(port=hp, up=up))
+        procs.append(subprocess.Popen([haproxy, "-db", "-f", str(folder / "haproxy.cfg")]))
     try:
         wait(up)
         wait(px)
+        if haproxy:
+            wait(hp)
         direct_url = f"{base}/chat/completions"
         proxy_url = f"http://127.0.0.1:{px}/v1/chat/completions"
+        haproxy_url = f"http://127.0.0.1:{hp}/v1/chat/completions"
         print(
             f"upstream {base}; proxy 127.0.0.1:{px}; {args.seconds:g} s per run, "
-            f"{args.rounds} rounds interleaved"
+            f"{args.rounds} rounds interleaved; haproxy: {haproxy or 'not installed'}"
         )
         for rate in args.rates:
-            d_all, p_all = [], []
+            d_all, p_all, h_all = [], [], []
             for _ in range(args.rounds):
                 d_all.append(asyncio.run(load(direct_url, rate, args.seconds, 5000)))
                 p_all.append(asyncio.run(load(proxy_url, rate, args.seconds, 5000)))
+                if haproxy:
+                    h_all.append(asyncio.run(load(haproxy_url, rate, args.seconds, 5000)))
             rounds = []  # each round's added p50 / p99: the spread says how far to trust one run
             for d_r, p_r in zip(d_all, p_all, strict=True):
                 qd_r = np.nanquantile(d_r, [0.5, 0.99])
@@ -161,6 +192,21 @@ def main() -> None:
                 f"{' '.join(f'{x:+.3f}' for x in added[:, 1])} ms (median "
                 f"{np.median(added[:, 1]):+.3f})"
             )
+            if h_all:
+                h = np.concatenate(h_all)
+                qh = np.nanquantile(h, [0.5, 0.99])
+                by_round = [
+                    np.nanquantile(p_r, 0.5) - np.nanquantile(h_r, 0.5)
+                    for p_r, h_r in zip(p_all, h_all, strict=True)
+                ]
+                print(
+                    f"        haproxy: p50 {qh[0]:.3f} ms p99 {qh[1]:.3f} ms | added p50 "
+                    f"{qh[0] - qd[0]:+.3f} ms, p99 {qh[1] - qd[1]:+.3f} ms | heldout over "
+                    f"haproxy p50 {qp[0] - qh[0]:+.3f} ms (by round: "
+                    f"{' '.join(f'{x:+.3f}' for x in by_round)}), ratio of added p50 "
+                    f"{(qp[0] - qd[0]) / max(qh[0] - qd[0], 1e-9):.2f}x | "
+                    f"{int(np.isnan(h).sum())} failed"
+                )
     finally:
         for proc in procs:
             proc.terminate()

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from heldout.ab._plan import LoadedExperiment, load_experiment, write_ab_lock
-from heldout.ab._proxy import Proxy, build_app
+from heldout.ab._proxy import Proxy
 from heldout.ab._store import EventStore
 
 
@@ -53,20 +53,13 @@ class ProxyThread:
         self.port = 0
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: Any = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def _serve(self) -> None:
-        from aiohttp import web
-
-        self._runner = web.AppRunner(build_app(self.proxy), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = await self.proxy.listen("127.0.0.1", 0)
         self._ready.set()
 
     def __enter__(self) -> ProxyThread:
@@ -83,7 +76,7 @@ class ProxyThread:
 
     def __exit__(self, *exc: object) -> None:
         assert self._loop is not None
-        fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+        fut = asyncio.run_coroutine_threadsafe(self.proxy.shutdown(), self._loop)
         fut.result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

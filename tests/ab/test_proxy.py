@@ -13,6 +13,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -189,6 +191,31 @@ def test_missing_unit_goes_to_control_or_is_refused(tmp_path: Path) -> None:
             status, _, body = post(f"{px.url}/v1/chat/completions", chat())
     assert status == 400
     assert b"X-User" in body
+
+
+def test_unknown_routes_wrong_methods_and_dot_segments_are_refused_not_forwarded(
+    tmp_path: Path,
+) -> None:
+    with FakeOpenAIServer() as up:
+        path = write_exp(tmp_path, up.base_url, up.base_url)
+        with ProxyThread(path) as px:
+            got = [
+                post(f"{px.url}/v2/chat/completions", chat())[0],
+                post(f"{px.url}/v1/../admin", chat())[0],
+                post(f"{px.url}/v1/a/%2e%2e/admin", chat())[0],
+                post(f"{px.url}/ab/status", chat())[0],
+            ]
+            req = urllib.request.Request(f"{px.url}/v1/chat/completions", method="GET")
+            with pytest.raises(urllib.error.HTTPError) as wrong:
+                urllib.request.urlopen(req, timeout=10)
+            wrong.value.close()
+            with urllib.request.urlopen(f"{px.url}/ab/status", timeout=10) as resp:
+                status = json.loads(resp.read())
+        assert got == [404, 404, 404, 405]
+        assert (wrong.value.code, wrong.value.headers["Allow"]) == (405, "POST")
+        assert status["treatment_share"] == 0.5
+        assert up.snapshot()["requests"] == {}  # nothing reached the upstream
+    assert _rows(tmp_path / "events.sqlite") == []
 
 
 def test_outcomes_by_request_id_or_unit_and_bad_ones_refused(tmp_path: Path) -> None:

@@ -162,11 +162,9 @@ async def _traffic(port: int, units: list[str], rng: random.Random, rates: dict[
 async def _run(
     folder: Path, seed: int, on_stage: Callable[[DemoStage], None], max_batches: int
 ) -> DemoResult:
-    from aiohttp import web
-
     from heldout.ab._api import analyze_experiment, ramp
     from heldout.ab._plan import load_experiment, write_ab_lock
-    from heldout.ab._proxy import Proxy, build_app
+    from heldout.ab._proxy import Proxy
     from heldout.ab._store import EventStore
 
     rng = random.Random(seed)
@@ -180,9 +178,7 @@ async def _run(
     write_ab_lock(loaded)
     store = EventStore(loaded.store_path)
     proxy = Proxy(loaded, store, seed=seed)
-    runner = web.AppRunner(build_app(proxy), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", ports[2]).start()
+    await proxy.listen("127.0.0.1", ports[2])
     result = DemoResult(folder)
     t0 = time.perf_counter()
     rates = {"control": 0.55, "treatment": 0.65}
@@ -215,7 +211,7 @@ async def _run(
                 if d.decision == "ship":
                     break
     finally:
-        await runner.cleanup()
+        await proxy.shutdown()
         for up in ups:
             await up.cleanup()
     result.seconds = time.perf_counter() - t0

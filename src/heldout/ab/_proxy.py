@@ -31,15 +31,15 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
-
-from aiohttp import web
+from urllib.parse import unquote
 
 from heldout.ab._assign import Arm, assign
 from heldout.ab._plan import ArmSpec, LoadedExperiment
+from heldout.ab._server import Request, Response, Server, Stream, json_response, serve
 from heldout.ab._store import EventStore
 from heldout.ab._upstream import UpstreamClient, UpstreamError
 
-__all__ = ["Proxy", "build_app"]
+__all__ = ["Proxy"]
 
 _HOP = {
     "connection",
@@ -58,10 +58,11 @@ _POLL_S = 0.1
 _RETRY_S = 0.5
 _FLUSH_S = 0.05  # journaled events reach the tables in groups, 50 ms at most after
 _RECENT = 200_000
+_MAX_BODY = 64 * 1024**2
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
-    return web.json_response({"error": {"message": message, "type": kind}}, status=status)
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> Response:
+    return json_response({"error": {"message": message, "type": kind}}, status)
 
 
 class Proxy:
@@ -82,6 +83,7 @@ class Proxy:
         self._recent: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
         self._rng = random.Random(seed)
         self._poller: asyncio.Task[None] | None = None
+        self._server: Server | None = None
         self._timeouts = {
             "control": self.exp.arms.control.timeout_s,
             "treatment": self.exp.arms.treatment.timeout_s,
@@ -95,18 +97,47 @@ class Proxy:
         }
 
     # -- lifecycle ------------------------------------------------------------------------
-    async def on_startup(self, app: web.Application) -> None:
+    async def listen(self, host: str, port: int) -> int:
+        """Serve on ``host:port`` (0: a free one); the port listened on. Raises ``OSError``
+        when the address cannot be used."""
         self._client = UpstreamClient()
         self.store.start()
         self._poller = asyncio.create_task(self._poll())
+        try:
+            self._server = await serve(self.handle, host, port, max_body=_MAX_BODY)
+        except BaseException:
+            await self.shutdown()
+            raise
+        return self._server.port
 
-    async def on_cleanup(self, app: web.Application) -> None:
+    async def shutdown(self) -> None:
+        """Stop listening, let requests in progress finish, commit the journal."""
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
         if self._poller is not None:
             self._poller.cancel()
         if self._client is not None:
             await self._client.close()
         await asyncio.get_running_loop().run_in_executor(None, self.store.stop)
         self.store.close_journal()
+
+    async def handle(self, request: Request, stream: Stream) -> Response | None:
+        path, method = request.path, request.method
+        if path == "/v1/outcomes":
+            return await self.outcomes(request) if method == "POST" else _not_allowed("POST")
+        if path == "/v1/models":
+            return await self.models(request) if method == "GET" else _not_allowed("GET")
+        if path == "/ab/status":
+            return self.status() if method == "GET" else _not_allowed("GET")
+        if path.startswith("/v1/") and len(path) > 4:
+            tail = path[4:]
+            if {".", ".."} & set(unquote(tail).split("/")):
+                return _error(404, f"no route {path!r}: dot segments are not forwarded")
+            if method != "POST":
+                return _not_allowed("POST")
+            return await self.route(request, tail, stream)
+        return _error(404, f"no route {path[:200]!r} (the proxy serves POST /v1/...)")
 
     async def _poll(self) -> None:
         while True:
@@ -119,8 +150,8 @@ class Proxy:
                 self.share, self.split_ts = split.share, split.ts
 
     # -- routing --------------------------------------------------------------------------
-    def _unit(self, request: web.Request, body: dict[str, Any]) -> str | None:
-        unit = request.headers.get(self.exp.unit.header)
+    def _unit(self, request: Request, body: dict[str, Any]) -> str | None:
+        unit = request.headers.get(self.exp.unit.header.lower())
         if not unit and self.exp.unit.field:
             value = body.get(self.exp.unit.field)
             unit = str(value) if isinstance(value, str | int) and value != "" else None
@@ -129,8 +160,8 @@ class Proxy:
     def _spec(self, arm: Arm) -> ArmSpec:
         return self.exp.arms.treatment if arm == "treatment" else self.exp.arms.control
 
-    def _headers(self, request: web.Request, arm: Arm) -> dict[str, str]:
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+    def _headers(self, request: Request, arm: Arm) -> dict[str, str]:
+        headers = {k: v for k, v in request.items if k.lower() not in _HOP}
         key = self._keys[arm]
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
@@ -173,8 +204,8 @@ class Proxy:
                 self._recent.popitem(last=False)
         self._record(requests=[row])
 
-    async def route(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
+    async def route(self, request: Request, tail: str, stream_to: Stream) -> Response | None:
+        raw = request.body
         try:
             body = json.loads(raw) if raw else {}
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -194,7 +225,6 @@ class Proxy:
         if spec.model is not None and "model" in body:
             body["model"] = spec.model
             raw = json.dumps(body, ensure_ascii=False).encode()
-        tail = request.match_info.get("tail", "")
         url = f"{spec.base_url.rstrip('/')}/{tail}"
         rid = uuid.uuid4().hex
         prompt = None
@@ -259,14 +289,13 @@ class Proxy:
                     except (json.JSONDecodeError, UnicodeDecodeError):
                         error = "upstream sent a body that is not JSON"
                 self._log(row(upstream.status, error, usage), rid, unit, arm)
-                return web.Response(body=data, status=upstream.status, headers=headers)
-            resp = web.StreamResponse(status=200, headers=headers)
-            await resp.prepare(request)
+                return Response(upstream.status, data, headers)
+            stream_to.start(200, headers)
             usage, status, error = None, 200, None
             pending = b""
             try:
                 async for chunk in upstream.chunks():
-                    await resp.write(chunk)
+                    await stream_to.write(chunk)
                     pending += chunk
                     if b"\n" in pending:
                         *lines, pending = pending.split(b"\n")
@@ -283,12 +312,12 @@ class Proxy:
                 self._log(row(499, "client went away", usage), rid, unit, arm)
                 raise
             self._log(row(status, error, usage), rid, unit, arm)
-            await resp.write_eof()
-            return resp
+            await stream_to.end()
+            return None
         finally:
             upstream.release()
 
-    async def models(self, request: web.Request) -> web.StreamResponse:
+    async def models(self, request: Request) -> Response:
         spec = self.exp.arms.control
         assert self._client is not None
         try:
@@ -303,12 +332,7 @@ class Proxy:
             finally:
                 upstream.release()
             ctype = upstream.headers.get("Content-Type", "application/json")
-            return web.Response(
-                body=data,
-                status=upstream.status,
-                content_type=None,
-                headers={"Content-Type": ctype},
-            )
+            return Response(upstream.status, data, {"Content-Type": ctype})
         except (UpstreamError, TimeoutError, OSError) as exc:
             return _error(502, f"upstream control failed: {exc}", "upstream_error")
 
@@ -339,9 +363,9 @@ class Proxy:
             return (float(ts), None, unit_id, arm, self.share, name, float(value))
         return f"outcomes[{i}]: needs 'request_id' (from X-Heldout-Request-Id) or 'unit'"
 
-    async def outcomes(self, request: web.Request) -> web.Response:
+    async def outcomes(self, request: Request) -> Response:
         try:
-            payload = await request.json()
+            payload = json.loads(request.body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _error(400, "the body is not JSON")
         items = payload.get("outcomes") if isinstance(payload, dict) else payload
@@ -361,10 +385,10 @@ class Proxy:
         if problems:
             return _error(400, "; ".join(str(p) for p in problems[:10]) + " (nothing was stored)")
         self._record(outcomes=rows)
-        return web.json_response({"accepted": len(rows)})
+        return json_response({"accepted": len(rows)})
 
-    async def status(self, request: web.Request) -> web.Response:
-        return web.json_response(
+    def status(self) -> Response:
+        return json_response(
             {
                 "experiment": self.exp.name,
                 "treatment_share": self.share,
@@ -374,12 +398,7 @@ class Proxy:
         )
 
 
-def build_app(proxy: Proxy) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024**2)
-    app.router.add_post("/v1/outcomes", proxy.outcomes)
-    app.router.add_get("/v1/models", proxy.models)
-    app.router.add_get("/ab/status", proxy.status)
-    app.router.add_post("/v1/{tail:.+}", proxy.route)
-    app.on_startup.append(proxy.on_startup)
-    app.on_cleanup.append(proxy.on_cleanup)
-    return app
+def _not_allowed(method: str) -> Response:
+    response = _error(405, f"this route takes {method}")
+    response.headers["Allow"] = method
+    return response

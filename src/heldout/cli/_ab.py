@@ -85,10 +85,8 @@ def serve_cmd(
     import asyncio
     import gc
 
-    from aiohttp import web
-
     from heldout.ab._plan import check_ab_lock
-    from heldout.ab._proxy import Proxy, build_app
+    from heldout.ab._proxy import Proxy
     from heldout.ab._store import EventStore
 
     loaded = _load(experiment)
@@ -103,18 +101,15 @@ def serve_cmd(
     )
 
     async def main() -> None:
-        runner = web.AppRunner(build_app(proxy), access_log=None)
-        await runner.setup()
         gc.freeze()  # start-up objects leave the collector's generations: shorter GC pauses
         try:
-            await web.TCPSite(runner, host, port).start()
+            await proxy.listen(host, port)
         except OSError as exc:
-            await runner.cleanup()
             fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port", 2)
         try:
             await asyncio.Event().wait()
         finally:
-            await runner.cleanup()
+            await proxy.shutdown()
 
     try:
         try:
