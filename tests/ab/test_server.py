@@ -204,6 +204,10 @@ def test_a_slow_reader_gets_a_large_stream_whole_and_a_vanished_one_is_noticed(
     conn.request("GET", "/stream/5000")  # 5 MB, far past the socket buffers
     resp = conn.getresponse()
     time.sleep(0.5)  # the server fills the socket and must wait, not buffer without bound
+    assert running.server is not None
+    (conn_state,) = [c for c in running.server._connections if c.busy]
+    assert conn_state.transport is not None
+    assert conn_state.transport.get_write_buffer_size() < 256 * 1024  # not the 5 MB
     body = b""
     while chunk := resp.read(65536):
         body += chunk
