@@ -60,6 +60,8 @@ class Running:
         self.app = app
         self.loop = asyncio.new_event_loop()
         self.server: Server | None = None
+        self.loop_errors: list[dict[str, Any]] = []  # what asyncio would log: must stay empty
+        self.loop.set_exception_handler(lambda loop, context: self.loop_errors.append(context))
         started = threading.Event()
 
         def run() -> None:
@@ -114,6 +116,7 @@ def running() -> Iterator[Running]:
     r.loop.call_soon_threadsafe(r.loop.stop)
     r.thread.join(10)
     r.loop.close()
+    assert r.loop_errors == []
 
 
 def test_keep_alive_pipelining_and_chunked_bodies(running: Running) -> None:
@@ -252,3 +255,15 @@ def test_idle_connections_close_and_shutdown_finishes_requests_in_flight(
     assert b'"/wait"' in got
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", running.port), timeout=2)
+
+
+def test_a_client_that_leaves_before_its_answer_breaks_nothing(running: Running) -> None:
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
+        sock.sendall(b"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+        deadline = time.time() + 5
+        while not running.app.seen and time.time() < deadline:
+            time.sleep(0.02)
+    time.sleep(0.2)  # the server sees the close
+    running.loop.call_soon_threadsafe(running.app.release.set)
+    time.sleep(0.2)
+    assert running.get("/after") == 200

@@ -189,9 +189,9 @@ class Proxy:
     def _flush(self) -> None:
         self._flush_due = False
         try:
-            if self.journal.flush(wait=False):  # a reader thread's flush: take the next turn
+            if self.journal.flush(wait=False):
                 return
-            delay = _FLUSH_S
+            delay = _FLUSH_S  # a reader thread's flush was running: take the next turn
         except (sqlite3.Error, OSError):  # a locked or full disk: the rows wait in the journal
             delay = _RETRY_S
         self._flush_due = True
@@ -290,10 +290,10 @@ class Proxy:
                         error = "upstream sent a body that is not JSON"
                 self._log(row(upstream.status, error, usage), rid, unit, arm)
                 return Response(upstream.status, data, headers)
-            stream_to.start(200, headers)
             usage, status, error = None, 200, None
             pending = b""
             try:
+                stream_to.start(200, headers)
                 async for chunk in upstream.chunks():
                     await stream_to.write(chunk)
                     pending += chunk

@@ -263,6 +263,8 @@ class _Connection(asyncio.Protocol):
                     request.keep_alive = False
                     message = f"internal error: {type(exc).__name__}"
                     response = json_response({"error": {"message": message}}, 500)
+                if self.transport is None:  # the client left while its request was handled
+                    return
                 if response is not None and not stream.started:
                     length = f"Content-Length: {len(response.body)}"
                     head = _head(response.status, response.headers, length, request.keep_alive)
