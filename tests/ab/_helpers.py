@@ -52,6 +52,7 @@ class ProxyThread:
         self.proxy = Proxy(self.loaded, self.store, seed=0)
         self.port = 0
         self._ready = threading.Event()
+        self.loop_errors: list[dict[str, Any]] = []  # what asyncio would log: must stay empty
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -65,6 +66,7 @@ class ProxyThread:
     def __enter__(self) -> ProxyThread:
         def run() -> None:
             self._loop = asyncio.new_event_loop()
+            self._loop.set_exception_handler(lambda loop, ctx: self.loop_errors.append(ctx))
             self._loop.run_until_complete(self._serve())
             self._loop.run_forever()
             self._loop.close()
@@ -81,6 +83,7 @@ class ProxyThread:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self.store.close()
+        assert self.loop_errors == [], self.loop_errors
 
 
 def post(url: str, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None
