@@ -106,6 +106,29 @@ def test_bodies_and_server_sent_events_pass_through_unchanged(tmp_path: Path) ->
     assert streamed["status"] == 200
 
 
+def test_httpx_as_the_openai_sdk_uses_it_streams_and_reuses_one_connection(tmp_path: Path) -> None:
+    httpx = pytest.importorskip("httpx")  # the OpenAI SDK's HTTP client
+    with FakeOpenAIServer(ServerScript(answer=lambda p: "a b c")) as up:
+        path = write_exp(tmp_path, up.base_url, up.base_url)
+        body = chat("s", stream=True, stream_options={"include_usage": True})
+        with ProxyThread(path) as px, httpx.Client(base_url=f"{px.url}/v1", timeout=20) as client:
+            ports = set()
+            for i in range(20):
+                resp = client.post("/chat/completions", json=chat(f"q{i}", user=f"u{i}"))
+                assert resp.status_code == 200
+                assert resp.json()["choices"][0]["message"]["content"] == "a b c"
+                ports.add(resp.extensions["network_stream"].get_extra_info("client_addr"))
+            with client.stream("POST", "/chat/completions", json=body) as streamed:
+                lines = [line for line in streamed.iter_lines() if line]
+            assert len(ports) == 1  # kept alive
+            assert None not in ports
+        assert lines[-1] == "data: [DONE]"
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+    rows = _rows(tmp_path / "events.sqlite")
+    assert len(rows) == 21
+    assert {r["status"] for r in rows} == {200}
+
+
 def test_auth_is_forwarded_and_never_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
