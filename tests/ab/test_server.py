@@ -198,6 +198,13 @@ def test_a_failing_handler_gets_500_and_the_connection_is_not_reused(running: Ru
     assert b"RuntimeError" in got
     assert b"a bug" not in got
     assert b"/next" not in got
+    (logged,) = running.loop_errors  # reported where asyncio reports errors, not swallowed
+    assert isinstance(logged["exception"], RuntimeError)
+    assert "GET /fail" in logged["message"]
+    running.loop_errors.clear()
+    head = running.raw(b"HEAD /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    assert head.endswith(b"\r\n\r\n")  # a HEAD answer has no body
+    assert b"Content-Length: " in head
 
 
 def test_a_slow_reader_gets_a_large_stream_whole_and_a_vanished_one_is_noticed(

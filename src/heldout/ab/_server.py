@@ -257,6 +257,10 @@ class _Connection(asyncio.Protocol):
                 try:
                     response = await self._server.handler(request, stream)
                 except Exception as exc:  # a bug in a handler: 500, and no reuse
+                    if not isinstance(exc, ConnectionResetError):  # logged where asyncio logs
+                        where = f"handling {request.method} {request.path[:200]}"
+                        context = {"message": where, "exception": exc, "protocol": self}
+                        self._loop.call_exception_handler(context)
                     if stream.started:
                         self.close()
                         return
@@ -268,7 +272,7 @@ class _Connection(asyncio.Protocol):
                 if response is not None and not stream.started:
                     length = f"Content-Length: {len(response.body)}"
                     head = _head(response.status, response.headers, length, request.keep_alive)
-                    self.write(head + response.body)
+                    self.write(head if request.method == "HEAD" else head + response.body)
                 elif not stream.ended:  # a stream left open by its handler cannot be reused
                     self.close()
                     return
